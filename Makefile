@@ -1,0 +1,48 @@
+# Two commands: `make book` and `make test`. Each installs what is missing first;
+# a second run installs nothing (stamp files).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= cpu
+TORCH := torch==2.13.0
+MATHJAX := mathjax@3.2.2
+INSTALLED := $(VENV)/.installed
+MATHJAX_JS := .cache/vendor/node_modules/mathjax/es5/tex-chtml.js
+
+.PHONY: book test install sysdeps vendor clean
+
+book: install
+	$(BIN)/atome book --profile $(PROFILE)
+
+# Unit tests plus every notebook under the smoke profile (nbmake injects no
+# parameters: the notebooks read ATOME_PROFILE).
+test: install
+	ATOME_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=900 -q
+
+install: $(INSTALLED) sysdeps vendor
+
+# torch first, from the CPU wheel on disk: installed afterwards by the project's
+# dependencies it would pull a multi-GB CUDA build.
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+	  { echo "python venv unavailable; installing python3-venv"; apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') and '+cpu' in v else 'unexpected torch ' + v)"
+	touch $@
+
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+# MathJax served from the book itself, so math renders with no network.
+vendor: $(MATHJAX_JS)
+
+$(MATHJAX_JS):
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install npm (needed to vendor MathJax)"; exit 1; }
+	mkdir -p .cache/vendor
+	npm install --prefix .cache/vendor --no-save --no-audit --no-fund --loglevel=error $(MATHJAX)
+	test -f $@
+
+clean:
+	rm -rf _build

@@ -1,0 +1,5 @@
+"""atome_core: the code behind the atome book.
+
+Kept import-light: submodules (data, book, models, ...) are imported where used.
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,352 @@
+"""`atome book`: execute every chapter with papermill, then render the HTML book.
+
+Layout under _build/ (ATOME_BUILD_DIR):
+  executed/<profile>/notebooks/<name>.ipynb   executed notebooks (cache key in metadata)
+  results/<profile>/<name>/                    each chapter's metrics.json and figures
+  failed/<profile>/<name>.ipynb                the notebook as it stood when it failed
+  src/                                         the book source assembled for rendering
+  html/                                        the rendered book
+
+A chapter is re-executed only when its cache key changes: the notebook's bytes,
+its injected parameters and the atome_core source (plus data manifests).
+Results move into place only after the notebook succeeded (staging + rename).
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from . import profiles as profiles_mod
+from .paths import PACKAGE_DIR, build_dir, repo_root
+from .progress import progress_enabled
+
+# Source files that change what a notebook computes, besides the notebook itself.
+FINGERPRINT_GLOBS = [(PACKAGE_DIR, "**/*.py"), (PACKAGE_DIR, "**/*.yml"), (PACKAGE_DIR, "**/*.json")]
+ROOT_FINGERPRINT_FILES = ["data/*.yml", "data/*.json", "c_engine/*.c", "c_engine/*.h",
+                          "firmware/**/*.c", "firmware/**/*.h", "firmware/**/*.ld"]
+BOOK_FILES = ["_config.yml", "_toc.yml"]
+
+
+class BookError(RuntimeError):
+    """A build step failed; the message says which notebook, cell and error."""
+
+
+@dataclass
+class Chapter:
+    name: str       # file stem, e.g. "00_corpora"
+    path: Path      # the source notebook
+    toc_entry: str  # as written in _toc.yml, e.g. "notebooks/00_corpora"
+
+    def toc_entry_path(self) -> Path:
+        return Path(self.toc_entry).with_suffix(".ipynb")
+
+
+def toc_files(root: Path) -> list[str]:
+    """Every `file:` entry of _toc.yml, in reading order."""
+    with open(root / "_toc.yml") as f:
+        toc = yaml.safe_load(f)
+    out = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return out
+
+
+def resolve_toc_entry(root: Path, entry: str) -> Path:
+    """The file a toc entry names (entries may omit .ipynb / .md)."""
+    p = root / entry
+    candidates = [p] if p.suffix in (".ipynb", ".md") else [p.with_suffix(".ipynb"), p.with_suffix(".md")]
+    for c in candidates:
+        if c.exists():
+            return c
+    raise BookError(f"_toc.yml lists {entry}, but {' / '.join(map(str, candidates))} does not exist")
+
+
+def list_chapters(root: Path | None = None) -> list[Chapter]:
+    """The notebooks of the book, in toc order."""
+    root = Path(root or repo_root())
+    chapters = []
+    for entry in toc_files(root):
+        p = resolve_toc_entry(root, entry)
+        if p.suffix == ".ipynb":
+            chapters.append(Chapter(p.stem, p, str(Path(entry).with_suffix(""))))
+    return chapters
+
+
+def source_fingerprint(root: Path) -> str:
+    h = hashlib.sha256()
+    files = []
+    for base, pattern in FINGERPRINT_GLOBS:
+        files += [p for p in base.glob(pattern) if "__pycache__" not in p.parts]
+    for pattern in ROOT_FINGERPRINT_FILES:
+        files += list(root.glob(pattern))
+    for p in sorted(set(files)):
+        h.update(str(p.relative_to(p.parent.parent if p.is_relative_to(PACKAGE_DIR) else root)).encode())
+        h.update(b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def cache_key(chapter: Chapter, params: dict, fingerprint: str) -> str:
+    h = hashlib.sha256()
+    h.update(chapter.path.read_bytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(fingerprint.encode())
+    return h.hexdigest()
+
+
+def executed_path(build: Path, profile: str, chapter: Chapter) -> Path:
+    return build / "executed" / profile / chapter.toc_entry_path()
+
+
+def cached_key(path: Path) -> str | None:
+    try:
+        with open(path) as f:
+            return json.load(f)["metadata"]["atome"]["cache_key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, build: Path) -> float:
+    """Run one notebook with papermill; publish its notebook and results only on success."""
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    final_nb = executed_path(build, profile, chapter)
+    final_results = build / "results" / profile / chapter.name
+    staging_root = build / "staging"
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{chapter.name}-", dir=staging_root))
+    staged_nb = staging / "notebook.ipynb"
+    staged_results = staging / "results"
+    staged_results.mkdir()
+    env_before = {k: os.environ.get(k) for k in ("ATOME_RESULTS_DIR", "ATOME_PROFILE", "MPLBACKEND")}
+    os.environ.update(ATOME_RESULTS_DIR=str(staged_results), ATOME_PROFILE=profile, MPLBACKEND="Agg")
+    t0 = time.perf_counter()
+    succeeded = False
+    try:
+        papermill.execute_notebook(
+            str(chapter.path), str(staged_nb), parameters=params, kernel_name="python3",
+            cwd=str(chapter.path.parent), progress_bar=progress_enabled(), log_output=False,
+        )
+        succeeded = True
+    except PapermillExecutionError as e:
+        failed = build / "failed" / profile / f"{chapter.name}.ipynb"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        if staged_nb.exists():
+            shutil.copyfile(staged_nb, failed)
+        raise BookError(
+            f"notebook {chapter.path.relative_to(repo_root())} failed in cell {e.cell_index} "
+            f"(execution count {e.exec_count}): {e.ename}: {e.evalue}\n"
+            f"  cell source begins: {e.source.strip().splitlines()[0] if e.source.strip() else ''}\n"
+            f"  the failed notebook is at {failed}; no results were published"
+        ) from None
+    except Exception as e:
+        raise BookError(f"notebook {chapter.path.relative_to(repo_root())} could not be executed: "
+                        f"{type(e).__name__}: {e}") from None
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if not succeeded:  # failed or interrupted (Ctrl-C too): publish nothing
+            shutil.rmtree(staging, ignore_errors=True)
+    wall = time.perf_counter() - t0
+
+    nb = nbformat.read(staged_nb, as_version=4)
+    nb.metadata["atome"] = {"cache_key": key, "profile": profile, "parameters": params,
+                            "wall_seconds": round(wall, 2)}
+    nbformat.write(nb, staged_nb)
+
+    # Publish: results folder first, then the notebook (whose key marks the chapter done).
+    final_results.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if final_results.exists():
+        old = staging / "old-results"
+        os.replace(final_results, old)
+    os.replace(staged_results, final_results)
+    final_nb.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged_nb, final_nb)
+    shutil.rmtree(staging, ignore_errors=True)
+    return wall
+
+
+def vendored_mathjax(root: Path) -> Path | None:
+    p = root / ".cache" / "vendor" / "node_modules" / "mathjax" / "es5"
+    return p if (p / "tex-chtml.js").exists() else None
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    # Keep mtimes of unchanged files so Sphinx re-reads only what changed.
+    if dst.exists() and dst.read_bytes() == src.read_bytes():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if path.exists() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def machine_description() -> str:
+    import platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = "not installed"
+    return (f"{os.cpu_count()} logical CPUs ({cpu}), {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, torch {torch_version}")
+
+
+def build_info_markdown(build: Path, profile: str, chapters: list[Chapter]) -> str:
+    """The timing table of reproducing.md, from the executed notebooks' metadata."""
+    rows = ["| chapter | profile | wall time of its last execution |", "|---|---|---|"]
+    total = 0.0
+    for ch in chapters:
+        try:
+            with open(executed_path(build, profile, ch)) as f:
+                wall = json.load(f)["metadata"]["atome"]["wall_seconds"]
+        except (OSError, ValueError, KeyError):
+            wall = None
+        total += wall or 0.0
+        rows.append(f"| {ch.name} | {profile} | {'%.1f s' % wall if wall is not None else 'n/a'} |")
+    rows.append(f"| **all chapters** | {profile} | **{total:.1f} s** |")
+    return ("\n".join(rows) + "\n\n" + f"Machine: {machine_description()}.\n")
+
+
+def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapter]) -> Path:
+    """The book as Sphinx sees it: config, prose pages and the *executed* notebooks."""
+    src = build / "src"
+    wanted = set()
+    for name in BOOK_FILES:
+        _copy_if_changed(root / name, src / name)
+        wanted.add(src / name)
+    for entry in toc_files(root):
+        p = resolve_toc_entry(root, entry)
+        if p.suffix == ".md":
+            _copy_if_changed(p, src / p.relative_to(root))
+            wanted.add(src / p.relative_to(root))
+    for ch in chapters:
+        nb = executed_path(build, profile, ch)
+        dst = src / ch.toc_entry_path()
+        _copy_if_changed(nb, dst)
+        wanted.add(dst)
+    for static in (root / "book" / "_static").glob("**/*"):
+        if static.is_file():
+            dst = src / "_static" / static.relative_to(root / "book" / "_static")
+            _copy_if_changed(static, dst)
+            wanted.add(dst)
+    info = src / "book" / "_generated" / "build_info.md"
+    _write_if_changed(info, build_info_markdown(build, profile, chapters))
+    wanted.add(info)
+    mathjax = vendored_mathjax(root)
+    if mathjax is None:
+        raise BookError("MathJax is not vendored (.cache/vendor/node_modules/mathjax); "
+                        "run `make vendor` (npm install mathjax@3) so math renders offline")
+    mj_dst = src / "_static" / "mathjax"
+    if not (mj_dst / "tex-chtml.js").exists():
+        shutil.copytree(mathjax, mj_dst, dirs_exist_ok=True)
+    # Drop pages that are no longer in the toc (the vendored MathJax stays).
+    for p in list(src.rglob("*")):
+        if p.is_file() and p not in wanted and mj_dst not in p.parents:
+            p.unlink()
+    return src
+
+
+def render(root: Path, build: Path, src: Path) -> None:
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src),
+           "--path-output", str(build.parent if build.name == "_build" else build),
+           "-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    log = build / "jupyter-book.log"
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}); log at {log}\n{tail}")
+
+
+def build_book(profile: str = "cpu", only: list[str] | None = None, render_html: bool = True,
+               force: bool = False, log=print) -> dict:
+    """Execute the chapters that changed, then render. Returns per-chapter status and times."""
+    root = repo_root()
+    build = build_dir()
+    spec = profiles_mod.load_profiles()
+    chapters = list_chapters(root)
+    if only:
+        names = {c.name for c in chapters}
+        unknown = [o for o in only if o not in names]
+        if unknown:
+            raise BookError(f"unknown chapter(s) {unknown}; known: {sorted(names)}")
+    fingerprint = source_fingerprint(root)
+    report = {}
+    for ch in chapters:
+        if only and ch.name not in only:
+            continue
+        params = profiles_mod.chapter_parameters(ch.name, profile, spec)
+        key = cache_key(ch, params, fingerprint)
+        if not force and cached_key(executed_path(build, profile, ch)) == key:
+            log(f"[atome book] {ch.name}: cached ({profile})")
+            report[ch.name] = {"status": "cached"}
+            continue
+        log(f"[atome book] {ch.name}: executing ({profile}) ...")
+        wall = execute_chapter(ch, profile, params, key, build)
+        log(f"[atome book] {ch.name}: done in {wall:.1f} s")
+        report[ch.name] = {"status": "executed", "wall_seconds": wall}
+    if render_html:
+        missing = [c.name for c in chapters if not executed_path(build, profile, c).exists()]
+        if missing and only:
+            log(f"[atome book] not rendering: never executed under {profile}: {', '.join(missing)}")
+            return report
+        if missing:
+            raise BookError(f"cannot render: chapters never executed under {profile}: {missing} "
+                            f"(run `atome book --profile {profile}` without --only)")
+        t0 = time.perf_counter()
+        src = assemble_source(root, build, profile, chapters)
+        render(root, build, src)
+        log(f"[atome book] rendered {build / 'html' / 'index.html'} in {time.perf_counter() - t0:.1f} s")
+    return report
+
+
+def describe(log=print) -> None:
+    """`atome book --list`: chapters and profiles."""
+    spec = profiles_mod.load_profiles()
+    log("profiles:")
+    for name in profiles_mod.PROFILE_NAMES:
+        desc = (spec["profiles"].get(name) or {}).get("description", "")
+        log(f"  {name:6s} {desc}")
+    log("chapters (from _toc.yml):")
+    for ch in list_chapters():
+        params = profiles_mod.chapter_parameters(ch.name, "cpu", spec)
+        names = ", ".join(k for k in params if k != "profile") or "-"
+        log(f"  {ch.name:24s} {ch.toc_entry}.ipynb  parameters: {names}")

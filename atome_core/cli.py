@@ -1,0 +1,51 @@
+"""The `atome` command. Sub-commands grow with the chapters."""
+import argparse
+import sys
+
+
+def cmd_book(args) -> int:
+    from . import book
+    if args.list:
+        book.describe()
+        return 0
+    try:
+        book.build_book(profile=args.profile, only=args.only, render_html=not args.no_render,
+                        force=args.force)
+    except book.BookError as e:
+        print(f"atome book: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_corpus(args) -> int:
+    from . import data
+    return data.cli_corpus(args.rest)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="atome", description="atome: tiny language models, "
+                                     "ternary weights, C engine and firmware; the book's tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("book", help="execute the chapters (papermill) and render the HTML book")
+    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"],
+                   help="parameter profile from profiles.yml (default: cpu)")
+    p.add_argument("--only", action="append", metavar="NAME",
+                   help="run only this chapter (file stem, e.g. 00_corpora); repeatable. "
+                        "The book is rendered if every other chapter has been executed before")
+    p.add_argument("--list", action="store_true", help="list chapters and profiles, run nothing")
+    p.add_argument("--no-render", action="store_true", help="execute notebooks but do not render HTML")
+    p.add_argument("--force", action="store_true", help="re-execute even when cached")
+    p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("corpus", help="list or show the corpora (atome corpus list | show NAME)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_corpus)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

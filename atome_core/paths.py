@@ -1,0 +1,29 @@
+"""Where things live: the repository root, the build folder, caches."""
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+
+
+def repo_root() -> Path:
+    """The book's root (holds _toc.yml). ATOME_ROOT overrides, e.g. for a copy of the book."""
+    return Path(os.environ.get("ATOME_ROOT", REPO_ROOT)).resolve()
+
+
+def build_dir() -> Path:
+    return Path(os.environ.get("ATOME_BUILD_DIR", repo_root() / "_build")).resolve()
+
+
+def cache_dir() -> Path:
+    """Downloads of pinned registry packages and derived files; safe to delete."""
+    return Path(os.environ.get("ATOME_CACHE_DIR", Path.home() / ".cache" / "atome")).resolve()
+
+
+def shared_interop_dir() -> Path | None:
+    """../shared/interop beside the project (published checkpoints); None when absent."""
+    candidates = [os.environ.get("ATOME_INTEROP_DIR"), repo_root().parent / "shared" / "interop"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c).resolve()
+    return None

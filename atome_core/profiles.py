@@ -1,0 +1,71 @@
+"""Profiles: the parameters each chapter runs with (profiles.yml).
+
+A notebook's parameters cell declares `profile = None` and one variable per
+parameter, all None. papermill (`atome book`) injects the profile's values;
+nbmake injects nothing, so the cell after it calls `resolve_parameters`, which
+takes the profile from $ATOME_PROFILE (default cpu) and fills every parameter
+still None from profiles.yml. Explicit values always win.
+"""
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
+
+from .paths import repo_root
+
+PROFILE_NAMES = ("smoke", "cpu", "paper")
+DEFAULT_PROFILE = "cpu"
+
+
+def profiles_file() -> Path:
+    return repo_root() / "profiles.yml"
+
+
+def load_profiles(path: Path | None = None) -> dict:
+    path = Path(path or profiles_file())
+    with open(path) as f:
+        spec = yaml.safe_load(f)
+    if not isinstance(spec, dict) or "profiles" not in spec or "chapters" not in spec:
+        raise ValueError(f"{path}: needs top-level 'profiles' and 'chapters'")
+    unknown = set(spec["profiles"]) - set(PROFILE_NAMES)
+    if unknown:
+        raise ValueError(f"{path}: unknown profiles {sorted(unknown)}; known: {PROFILE_NAMES}")
+    for chapter, block in spec["chapters"].items():
+        bad = set(block) - {"defaults", *PROFILE_NAMES}
+        if bad:
+            raise ValueError(f"{path}: chapter {chapter} has unknown keys {sorted(bad)}")
+        for prof in PROFILE_NAMES:
+            extra = set(block.get(prof) or {}) - set(block.get("defaults") or {})
+            if extra:
+                raise ValueError(f"{path}: chapter {chapter}, profile {prof}: "
+                                 f"{sorted(extra)} not declared in defaults")
+    return spec
+
+
+def chapter_parameters(chapter: str, profile: str, spec: dict | None = None) -> dict:
+    """The full parameter dict papermill injects for `chapter` under `profile`."""
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    spec = spec or load_profiles()
+    block = spec["chapters"].get(chapter)
+    if block is None:
+        return {"profile": profile}
+    params = dict(block.get("defaults") or {})
+    params.update(block.get(profile) or {})
+    return {"profile": profile, **params}
+
+
+def resolve_parameters(chapter: str, namespace: dict) -> SimpleNamespace:
+    """Fill a notebook's parameters: explicit (non-None) values, else the profile's.
+
+    `namespace` is the notebook's globals(). The profile comes from the
+    `profile` variable, else $ATOME_PROFILE, else cpu.
+    """
+    profile = namespace.get("profile") or os.environ.get("ATOME_PROFILE") or DEFAULT_PROFILE
+    resolved = chapter_parameters(chapter, profile)
+    for name in resolved:
+        if name != "profile" and namespace.get(name) is not None:
+            resolved[name] = namespace[name]
+    resolved["profile"] = profile
+    return SimpleNamespace(chapter=chapter, **resolved)

@@ -1,0 +1,82 @@
+"""Model-free baselines for a text: entropy, n-gram cross-entropy, compressors.
+
+Every learned model in the book should beat these on the same split; they are
+reported in bits per byte (for ASCII text, bits per character).
+"""
+import bz2
+import lzma
+import math
+import zlib
+
+import numpy as np
+
+COMPRESSORS = {
+    "zlib -9": lambda b: zlib.compress(b, 9),
+    "bz2 -9": lambda b: bz2.compress(b, 9),
+    "xz -9e": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
+}
+
+
+def byte_histogram(data: bytes) -> np.ndarray:
+    """Counts of each byte value 0..255."""
+    return np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+
+
+def entropy_bits(counts: np.ndarray) -> float:
+    """Shannon entropy (bits per symbol) of a count vector: -sum p log2 p."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total == 0:
+        raise ValueError("entropy of an empty distribution")
+    p = counts[counts > 0] / total
+    return float(-(p * np.log2(p)).sum())
+
+
+def compressed_bits_per_byte(data: bytes, compressor: str) -> float:
+    """Size after compression, in bits per input byte (the container overhead included)."""
+    if not data:
+        raise ValueError("cannot measure compression of empty data")
+    return 8.0 * len(COMPRESSORS[compressor](data)) / len(data)
+
+
+def _context_ids(x: np.ndarray, order: int) -> np.ndarray:
+    """For each position t >= order, the id of bytes x[t-order:t] as one integer."""
+    ids = np.zeros(len(x) - order, dtype=np.int64)
+    for i in range(order):
+        ids = ids * 256 + x[i:len(x) - order + i]
+    return ids
+
+
+def ngram_cross_entropy_bits(train: bytes, val: bytes, order: int, alpha: float = 0.1) -> float:
+    """Bits per byte of an order-`order` byte n-gram (additive smoothing `alpha`) fitted on
+    `train` and evaluated on `val` (the first `order` bytes of val are not scored).
+
+    p(b | c) = (count(c, b) + alpha) / (count(c) + 256 * alpha)
+    """
+    if order < 0 or alpha <= 0:
+        raise ValueError("order must be >= 0 and alpha > 0")
+    tr = np.frombuffer(train, dtype=np.uint8).astype(np.int64)
+    va = np.frombuffer(val, dtype=np.uint8).astype(np.int64)
+    if len(tr) <= order or len(va) <= order:
+        raise ValueError(f"texts too short for order {order}")
+    # Joint (context, next byte) ids; order <= 6 keeps them inside int64.
+    if order > 6:
+        raise ValueError("order > 6 not supported")
+    tr_ctx, va_ctx = _context_ids(tr, order), _context_ids(va, order)
+    tr_joint, va_joint = tr_ctx * 256 + tr[order:], va_ctx * 256 + va[order:]
+    joint_keys, joint_counts = np.unique(tr_joint, return_counts=True)
+    ctx_keys, ctx_counts = np.unique(tr_ctx, return_counts=True)
+
+    def lookup(keys, counts, queries):
+        pos = np.searchsorted(keys, queries)
+        pos = np.minimum(pos, len(keys) - 1)
+        return np.where(keys[pos] == queries, counts[pos], 0)
+
+    c_joint = lookup(joint_keys, joint_counts, va_joint)
+    c_ctx = lookup(ctx_keys, ctx_counts, va_ctx)
+    log_p = np.log2(c_joint + alpha) - np.log2(c_ctx + 256 * alpha)
+    return float(-log_p.mean())
+
+
+def nats_to_bits(nats: float) -> float:
+    return nats / math.log(2)

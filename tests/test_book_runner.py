@@ -1,0 +1,114 @@
+"""The batch runner on a throw-away book: caching, selective re-execution, failures."""
+import json
+import textwrap
+
+import nbformat
+import pytest
+
+from atome_core import book
+
+
+def make_notebook(path, body, extra_params=""):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(f"profile = None\nn = None\n{extra_params}")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(textwrap.dedent(f"""
+            from atome_core.profiles import resolve_parameters
+            from atome_core.results import ChapterResults
+            P = resolve_parameters("{path.stem}", globals())
+            results = ChapterResults("{path.stem}", P.profile)
+        """)),
+        nbformat.v4.new_code_cell(textwrap.dedent(body)),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def tiny_book(tmp_path, monkeypatch):
+    root = tmp_path / "book"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
+                                   "  - file: notebooks/a\n  - file: notebooks/b\n")
+    (root / "intro.md").write_text("# intro\n")
+    (root / "profiles.yml").write_text(textwrap.dedent("""
+        profiles: {smoke: {}, cpu: {}, paper: {}}
+        chapters:
+          a: {defaults: {n: 1}, smoke: {n: 2}}
+          b: {defaults: {n: 10}}
+    """))
+    make_notebook(root / "notebooks" / "a.ipynb", "results.save_metrics({'n_squared': P.n ** 2})")
+    make_notebook(root / "notebooks" / "b.ipynb", "results.save_metrics({'n': P.n})")
+    monkeypatch.setenv("ATOME_ROOT", str(root))
+    monkeypatch.setenv("ATOME_BUILD_DIR", str(tmp_path / "_build"))
+    return root, tmp_path / "_build"
+
+
+def statuses(report):
+    return {k: v["status"] for k, v in report.items()}
+
+
+def test_executes_caches_and_reexecutes_only_what_changed(tiny_book):
+    root, build = tiny_book
+    first = book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert statuses(first) == {"a": "executed", "b": "executed"}
+    metrics = json.loads((build / "results" / "smoke" / "a" / "metrics.json").read_text())
+    assert metrics["n_squared"] == 4 and metrics["profile"] == "smoke"   # smoke's n=2 injected
+    executed = nbformat.read(build / "executed" / "smoke" / "notebooks" / "a.ipynb", as_version=4)
+    assert "injected-parameters" in executed.cells[1].metadata.get("tags", [])
+    assert executed.metadata["atome"]["parameters"] == {"profile": "smoke", "n": 2}
+
+    again = book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert statuses(again) == {"a": "cached", "b": "cached"}
+
+    make_notebook(root / "notebooks" / "b.ipynb", "results.save_metrics({'n': P.n + 1})")
+    third = book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert statuses(third) == {"a": "cached", "b": "executed"}
+
+    # Another profile is its own cache entry with its own parameters.
+    cpu = book.build_book("cpu", only=["a"], render_html=False, log=lambda *a: None)
+    assert statuses(cpu) == {"a": "executed"}
+    assert json.loads((build / "results" / "cpu" / "a" / "metrics.json").read_text())["n_squared"] == 1
+
+
+def test_changed_parameters_invalidate_the_cache(tiny_book):
+    root, build = tiny_book
+    book.build_book("smoke", render_html=False, log=lambda *a: None)
+    (root / "profiles.yml").write_text((root / "profiles.yml").read_text().replace("n: 2", "n: 3"))
+    report = book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert statuses(report) == {"a": "executed", "b": "cached"}
+
+
+def test_failing_notebook_names_cell_and_publishes_nothing(tiny_book):
+    root, build = tiny_book
+    book.build_book("smoke", render_html=False, log=lambda *a: None)
+    good = (build / "results" / "smoke" / "b" / "metrics.json").read_text()
+    make_notebook(root / "notebooks" / "b.ipynb", """
+        results.save_metrics({'n': -1})   # written to staging, must never be published
+        raise RuntimeError('deliberately broken')
+    """)
+    with pytest.raises(book.BookError) as err:
+        book.build_book("smoke", render_html=False, log=lambda *a: None)
+    msg = str(err.value)
+    assert "notebooks/b.ipynb" in msg and "cell 3" in msg and "deliberately broken" in msg
+    assert (build / "results" / "smoke" / "b" / "metrics.json").read_text() == good
+    assert not any((build / "staging").iterdir())
+    assert not list((build / "results").rglob("*.tmp"))
+
+
+def test_unknown_chapter_and_missing_notebook_are_clear_errors(tiny_book):
+    root, build = tiny_book
+    with pytest.raises(book.BookError, match="unknown chapter"):
+        book.build_book("smoke", only=["zzz"], render_html=False, log=lambda *a: None)
+    (root / "notebooks" / "a.ipynb").unlink()
+    with pytest.raises(book.BookError, match="does not exist"):
+        book.list_chapters(root)
+
+
+def test_cli_lists_chapters_and_profiles(capsys):
+    from atome_core.cli import main
+    assert main(["book", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "00_corpora" in out and "smoke" in out and "paper" in out

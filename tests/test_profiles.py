@@ -1,0 +1,38 @@
+import pytest
+
+from atome_core import profiles
+
+
+def test_every_chapter_resolves_under_every_profile():
+    spec = profiles.load_profiles()
+    for chapter in spec["chapters"]:
+        for prof in profiles.PROFILE_NAMES:
+            params = profiles.chapter_parameters(chapter, prof, spec)
+            assert params["profile"] == prof
+
+
+def test_profile_overrides_defaults_and_explicit_values_win(monkeypatch):
+    monkeypatch.setenv("ATOME_PROFILE", "smoke")
+    ns = {"profile": None, "seed": None, "max_chars": None, "corpora": ["moby"]}
+    p = profiles.resolve_parameters("00_corpora", ns)
+    assert p.profile == "smoke"
+    assert p.max_chars == profiles.chapter_parameters("00_corpora", "smoke")["max_chars"]
+    assert p.corpora == ["moby"]          # explicit value kept
+    monkeypatch.delenv("ATOME_PROFILE")
+    assert profiles.resolve_parameters("00_corpora", {"profile": None}).profile == "cpu"
+    assert profiles.resolve_parameters("00_corpora", {"profile": "paper"}).profile == "paper"
+
+
+def test_unknown_profile_is_rejected():
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.chapter_parameters("00_corpora", "gpu")
+
+
+def test_malformed_profiles_file_is_rejected(tmp_path):
+    bad = tmp_path / "profiles.yml"
+    bad.write_text("profiles: {smoke: {}}\nchapters:\n  x:\n    smoke: {n: 1}\n")
+    with pytest.raises(ValueError, match="not declared in defaults"):
+        profiles.load_profiles(bad)
+    bad.write_text("profiles: {turbo: {}}\nchapters: {}\n")
+    with pytest.raises(ValueError, match="unknown profiles"):
+        profiles.load_profiles(bad)
