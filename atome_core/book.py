@@ -283,11 +283,15 @@ def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapte
     return src
 
 
+def html_dir(build: Path) -> Path:
+    # jupyter-book always writes to <path-output>/_build/html.
+    return (build.parent if build.name == "_build" else build) / "_build" / "html"
+
+
 def render(root: Path, build: Path, src: Path) -> None:
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src),
-           "--path-output", str(build.parent if build.name == "_build" else build),
-           "-W", "-n", "--keep-going"]
+           "--path-output", str(html_dir(build).parent.parent), "-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log = build / "jupyter-book.log"
     log.write_text(proc.stdout + proc.stderr)
@@ -334,7 +338,7 @@ def build_book(profile: str = "cpu", only: list[str] | None = None, render_html:
         t0 = time.perf_counter()
         src = assemble_source(root, build, profile, chapters)
         render(root, build, src)
-        log(f"[atome book] rendered {build / 'html' / 'index.html'} in {time.perf_counter() - t0:.1f} s")
+        log(f"[atome book] rendered {html_dir(build) / 'index.html'} in {time.perf_counter() - t0:.1f} s")
     return report
 
 

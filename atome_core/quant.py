@@ -1,0 +1,150 @@
+"""Ternary quantisation-aware training, BitNet b1.58 style.
+
+Training keeps FP32 "shadow" weights W. Every forward pass uses the effective
+weight  trit * alpha  where
+
+    alpha = max(mean(|W|), 1e-5)              (per tensor; per output row optional)
+    trit  = clamp(round(W / alpha), -1, 1)    (round half to even, as torch.round)
+
+and the straight-through estimator passes the gradient of the effective weight
+to W unchanged. So the stored training weights are *not* in {-1, 0, +1}: only
+`ternary_weight(...)` of them is. `trits_and_scale` returns what is exported.
+
+Activations can be fake-quantised to 8 bits per token (absmax): x_q =
+round(x * 127 / max|x|) / (127 / max|x|), again with a straight-through gradient.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SCALE_EPS = 1e-5
+
+
+def absmean_scale(w: torch.Tensor, per_row: bool = False) -> torch.Tensor:
+    """alpha = mean |W| (per tensor, or per output row: shape (rows, 1, ...))."""
+    if per_row:
+        dims = tuple(range(1, w.dim()))
+        return w.abs().mean(dim=dims, keepdim=True).clamp(min=SCALE_EPS)
+    return w.abs().mean().clamp(min=SCALE_EPS)
+
+
+def ternarize(w: torch.Tensor, per_row: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(trits in {-1, 0, 1} as w's dtype, scale alpha). No gradient."""
+    with torch.no_grad():
+        alpha = absmean_scale(w, per_row)
+        trits = torch.clamp(torch.round(w / alpha), -1, 1)
+    return trits, alpha
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward returns `quantised` exactly; backward passes the gradient to `x` unchanged.
+
+    (The common `x + (q - x).detach()` is not exactly q in floating point, which would
+    make the training forward differ from the exported model by rounding.)
+    """
+
+    @staticmethod
+    def forward(ctx, x, quantised):
+        return quantised
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def ternary_weight(w: torch.Tensor, per_row: bool = False) -> torch.Tensor:
+    """trit * alpha in the forward pass; identity gradient to w (straight-through)."""
+    trits, alpha = ternarize(w, per_row)
+    return _StraightThrough.apply(w, trits * alpha)
+
+
+def activation_quant_int8(x: torch.Tensor) -> torch.Tensor:
+    """Per-token (last dimension) absmax fake quantisation to 8 bits, straight-through.
+
+    The error per element is at most max|x| / 254 (half a quantisation step).
+    """
+    with torch.no_grad():
+        scale = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=SCALE_EPS)
+        x_q = torch.clamp(torch.round(x * scale), -128, 127) / scale
+    return _StraightThrough.apply(x, x_q)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How a model's big matrices are trained: 'fp32' or 'ternary', activations 32 or 8 bits."""
+    weights: str = "ternary"
+    act_bits: int = 32
+    per_row: bool = False
+
+    def __post_init__(self):
+        if self.weights not in ("fp32", "ternary"):
+            raise ValueError(f"weights must be 'fp32' or 'ternary', got {self.weights!r}")
+        if self.act_bits not in (8, 32):
+            raise ValueError(f"act_bits must be 8 or 32, got {self.act_bits}")
+
+
+class _QuantMixin:
+    quant: QuantConfig
+
+    def effective_weight(self) -> torch.Tensor:
+        if self.quant.weights == "ternary":
+            return ternary_weight(self.weight, self.quant.per_row)
+        return self.weight
+
+    def quant_input(self, x: torch.Tensor) -> torch.Tensor:
+        return activation_quant_int8(x) if self.quant.act_bits == 8 else x
+
+    def trits_and_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exported form: int8 trits (same shape as weight) and float32 scale(s)."""
+        trits, alpha = ternarize(self.weight.detach().float(), self.quant.per_row)
+        return trits.to(torch.int8), alpha.float()
+
+
+class TernaryLinear(_QuantMixin, nn.Linear):
+    def __init__(self, in_features, out_features, bias=False, quant: QuantConfig = QuantConfig()):
+        super().__init__(in_features, out_features, bias=bias)
+        self.quant = quant
+
+    def forward(self, x):
+        return F.linear(self.quant_input(x), self.effective_weight(), self.bias)
+
+
+class TernaryCausalConv1d(_QuantMixin, nn.Conv1d):
+    """Depthwise causal convolution over time: input (B, T, C), output (B, T, C).
+
+    Output at t sees inputs t-k+1 .. t (left padding k-1), weight (C, 1, k).
+    """
+
+    def __init__(self, channels, kernel_size, quant: QuantConfig = QuantConfig()):
+        super().__init__(channels, channels, kernel_size, groups=channels, bias=False)
+        self.quant = quant
+
+    def forward(self, x):
+        x = self.quant_input(x).transpose(1, 2)
+        x = F.pad(x, (self.kernel_size[0] - 1, 0))
+        return F.conv1d(x, self.effective_weight(), groups=self.groups).transpose(1, 2)
+
+
+class TernaryEmbedding(_QuantMixin, nn.Embedding):
+    def __init__(self, num_embeddings, embedding_dim, quant: QuantConfig = QuantConfig()):
+        super().__init__(num_embeddings, embedding_dim)
+        self.quant = quant
+
+    def forward(self, idx):
+        return F.embedding(idx, self.effective_weight())
+
+
+TERNARY_LAYERS = (TernaryLinear, TernaryCausalConv1d, TernaryEmbedding)
+
+
+def ternary_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every ternary layer of a model by name, in registration order."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, TERNARY_LAYERS)}
+
+
+def export_trits(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{layer name: (int8 trits, float32 scale)} for every ternary-weight layer."""
+    return {name: m.trits_and_scale() for name, m in ternary_layers(model).items()
+            if m.quant.weights == "ternary"}
