@@ -1,0 +1,327 @@
+"""The one trainer for every model in the book.
+
+A model only has to provide `loss(idx, targets) -> mean cross-entropy (nats)` and
+`forward(idx) -> logits (B, T, V)`; tokens are integer numpy arrays (bytes with
+vocab 256, or character ids with any vocab). AdamW, a constant or warmup+cosine
+schedule, optional gradient clipping and accumulation, periodic evaluation.
+
+Determinism: the batches come from a numpy Generator seeded with cfg.seed, the
+model has no dropout, so on CPU the same seed gives the same losses bit for bit.
+
+Checkpoints are one safetensors file (model, optimizer moments, torch RNG state)
+whose metadata holds a JSON record (step, batch RNG state, config, history), plus
+a human-readable JSON sidecar (`<path>.json`, informational only). The file is
+written to a temporary name and renamed, so a crash never leaves half a checkpoint.
+Resuming from step k replays exactly the steps k+1.. of an uninterrupted run.
+"""
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .progress import progress
+
+CHECKPOINT_FORMAT = "atome-train-checkpoint-1"
+# fields that may differ between the run that wrote a checkpoint and the one that resumes it
+RESUMABLE_CHANGES = {"checkpoint_path", "checkpoint_every", "log_every", "eval_every", "eval_batches",
+                     "device", "resume"}
+
+
+@dataclass
+class TrainConfig:
+    steps: int
+    batch_size: int
+    seq_len: int
+    lr: float = 3e-4
+    schedule: str = "constant"          # "constant" | "cosine" (after linear warmup, down to min_lr)
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    weight_decay: float = 0.0
+    betas: tuple = (0.9, 0.999)
+    grad_clip: float | None = None      # max global gradient norm; None: no clipping
+    grad_accum: int = 1                 # micro-batches of batch_size per optimizer step
+    seed: int = 0
+    device: str = "cpu"
+    autocast_bf16: bool = False
+    eval_every: int = 0                 # 0: evaluate only at the end
+    eval_batches: int = 8               # periodic evaluation: the first eval_batches*batch_size val windows
+    checkpoint_path: str | None = None
+    checkpoint_every: int = 0           # 0: only at the end (when checkpoint_path is set)
+    log_every: int = 10
+    resume: bool = True                 # continue from checkpoint_path when it exists
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        for name in ("steps", "batch_size", "seq_len", "grad_accum"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "eval_batches", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be a non-negative integer, got {value!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"TrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig.grad_clip must be positive or None, got {self.grad_clip!r}")
+
+
+@dataclass
+class TrainResult:
+    history: list                       # dicts: step, train_loss, lr, tokens_seen, elapsed_s[, val_loss]
+    final_val_loss: float               # nats per token over the whole validation split
+    tokens_per_second: float            # training tokens / training seconds (evaluation excluded)
+    model: torch.nn.Module
+    train_seconds: float = 0.0
+    resumed_from_step: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (1-based)."""
+    if cfg.warmup_steps and step <= cfg.warmup_steps:
+        return cfg.lr * step / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress_frac = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress_frac))
+
+
+def batches(tokens: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator):
+    """A batch of random windows: x = tokens[s:s+seq_len], y = tokens[s+1:s+seq_len+1]."""
+    tokens = np.asarray(tokens)
+    n_starts = len(tokens) - seq_len
+    if n_starts < 1:
+        raise ValueError(f"{len(tokens)} tokens are too few for windows of {seq_len}+1")
+    starts = rng.integers(0, n_starts, size=batch_size)
+    offsets = np.arange(seq_len + 1)
+    windows = torch.from_numpy(tokens[starts[:, None] + offsets].astype(np.int64))
+    return windows[:, :-1], windows[:, 1:]
+
+
+def model_device(model) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def evaluate_loss(model, tokens: np.ndarray, seq_len: int, max_windows: int | None = None,
+                  batch_size: int = 32) -> float:
+    """Mean nats per predicted token over non-overlapping windows from token 0.
+
+    Window i predicts tokens[i*L+1 : i*L+L+1] from tokens[i*L : i*L+L], each with a
+    fresh context (the kit's evaluation). Deterministic: no sampling.
+    """
+    total, count = evaluate_sum(model, tokens, seq_len, max_windows, batch_size)
+    return total / count
+
+
+@torch.no_grad()
+def evaluate_sum(model, tokens: np.ndarray, seq_len: int, max_windows: int | None = None,
+                 batch_size: int = 32) -> tuple[float, int]:
+    """(summed nats, predicted tokens) over the windows of evaluate_loss."""
+    tokens = np.asarray(tokens)
+    n_windows = (len(tokens) - 1) // seq_len
+    if max_windows is not None:
+        n_windows = min(n_windows, max_windows)
+    if n_windows < 1:
+        raise ValueError(f"{len(tokens)} tokens are too few for one evaluation window of {seq_len}+1")
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        for first in range(0, n_windows, batch_size):
+            idx = np.arange(first, min(n_windows, first + batch_size))
+            rows = idx[:, None] * seq_len + np.arange(seq_len + 1)
+            windows = torch.from_numpy(tokens[rows].astype(np.int64)).to(device)
+            logits = model(windows[:, :-1]).float()
+            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), windows[:, 1:].reshape(-1),
+                                     reduction="sum").item()
+    finally:
+        model.train(was_training)
+    return total, n_windows * seq_len
+
+
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
+    # foreach=False: the plain per-parameter loop, the same arithmetic on every run
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
+                             weight_decay=cfg.weight_decay, foreach=False)
+
+
+# -----------------------------------------------------------------------------
+# checkpoints
+
+def _config_dict(cfg: TrainConfig) -> dict:
+    d = dataclasses.asdict(cfg)
+    d["betas"] = list(d["betas"])
+    return d
+
+
+def save_checkpoint(path, model, optimizer, step: int, rng: np.random.Generator, cfg: TrainConfig,
+                    history: list, state: dict) -> Path:
+    """Atomically write model + optimizer + RNG states + step (+ history) to `path`."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for pid, pstate in opt["state"].items():
+        for name, value in pstate.items():
+            tensors[f"optim.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    record = {
+        "format": CHECKPOINT_FORMAT, "step": step, "config": _config_dict(cfg),
+        "numpy_rng": rng.bit_generator.state, "param_groups": opt["param_groups"],
+        "history": history, "state": state, "model_class": type(model).__name__,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"atome": json.dumps(record)})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    sidecar = {k: v for k, v in record.items() if k not in ("history",)}
+    sidecar["history_tail"] = history[-3:]
+    from .results import write_atomic
+    write_atomic(Path(str(path) + ".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
+    return path
+
+
+def load_checkpoint(path, model, optimizer, cfg: TrainConfig) -> tuple[int, np.random.Generator, list, dict]:
+    """Restore model and optimizer in place; return (step, batch rng, history, trainer state)."""
+    from safetensors import safe_open
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a readable training checkpoint ({e})") from None
+    if "atome" not in meta:
+        raise ValueError(f"{path}: safetensors file without the trainer's metadata; not a checkpoint")
+    record = json.loads(meta["atome"])
+    if record.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: unknown checkpoint format {record.get('format')!r}")
+    saved, wanted = record["config"], _config_dict(cfg)
+    differ = sorted(k for k in wanted if k not in RESUMABLE_CHANGES and saved.get(k) != wanted[k])
+    if differ:
+        shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {wanted[k]!r}" for k in differ)
+        raise ValueError(f"{path}: written with a different training config ({shown}); "
+                         f"delete it or set resume=False to start over")
+    if record["model_class"] != type(model).__name__:
+        raise ValueError(f"{path}: holds a {record['model_class']}, not a {type(model).__name__}")
+    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(model_state, strict=True)
+    opt_state = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, name = k.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = v
+    optimizer.load_state_dict({"state": opt_state, "param_groups": record["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = record["numpy_rng"]
+    return record["step"], rng, record["history"], record["state"]
+
+
+# -----------------------------------------------------------------------------
+# the loop
+
+def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainConfig,
+          progress_desc: str = "", callback=None) -> TrainResult:
+    """Train `model` in place with AdamW; returns its history and final validation loss.
+
+    `callback(step, record)`, when given, is called after each logged step (a test
+    uses it to simulate a crash). Evaluation uses windows of cfg.seq_len.
+    """
+    train_tokens, val_tokens = np.asarray(train_tokens), np.asarray(val_tokens)
+    device = torch.device(cfg.device)
+    model.to(device)
+    model.train()
+    optimizer = make_optimizer(model, cfg)
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    step, history = 0, []
+    # running sums between logs, part of the checkpoint so a resumed history is identical
+    state = {"loss_sum": 0.0, "loss_count": 0, "train_seconds": 0.0}
+    resumed_from = 0
+    if cfg.checkpoint_path and cfg.resume and Path(cfg.checkpoint_path).exists():
+        step, rng, history, state = load_checkpoint(cfg.checkpoint_path, model, optimizer, cfg)
+        resumed_from = step
+    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16)
+
+    bar = progress(total=cfg.steps, initial=step, desc=progress_desc or type(model).__name__, unit="step")
+    run_seconds = 0.0  # training time of this call (a resumed run counts only its own steps)
+    while step < cfg.steps:
+        t0 = time.perf_counter()
+        step += 1
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        step_loss = 0.0
+        for _ in range(cfg.grad_accum):
+            x, y = batches(train_tokens, cfg.batch_size, cfg.seq_len, rng)
+            x, y = x.to(device), y.to(device)
+            with autocast:
+                loss = model.loss(x, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
+            (loss / cfg.grad_accum).backward()
+            step_loss += loss.item() / cfg.grad_accum
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=False)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["train_seconds"] += time.perf_counter() - t0
+        run_seconds += time.perf_counter() - t0
+        state["loss_sum"] += step_loss
+        state["loss_count"] += 1
+        bar.update(1)
+
+        is_last = step == cfg.steps
+        do_eval = is_last or (cfg.eval_every and step % cfg.eval_every == 0)
+        if is_last or do_eval or (cfg.log_every and step % cfg.log_every == 0):
+            record = {"step": step, "train_loss": state["loss_sum"] / state["loss_count"], "lr": lr,
+                      "tokens_seen": step * tokens_per_step,
+                      "elapsed_s": round(state["train_seconds"], 3)}
+            state["loss_sum"], state["loss_count"] = 0.0, 0
+            if do_eval and not is_last:
+                record["val_loss"] = evaluate_loss(model, val_tokens, cfg.seq_len,
+                                                   max_windows=cfg.eval_batches * cfg.batch_size,
+                                                   batch_size=cfg.batch_size)
+            if is_last:
+                record["val_loss"] = evaluate_loss(model, val_tokens, cfg.seq_len,
+                                                   batch_size=cfg.batch_size)
+            history.append(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}")
+            if callback is not None:
+                callback(step, record)
+        if cfg.checkpoint_path and (is_last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
+            save_checkpoint(cfg.checkpoint_path, model, optimizer, step, rng, cfg, history, state)
+    bar.close()
+
+    if history and history[-1]["step"] == cfg.steps and "val_loss" in history[-1]:
+        final_val = history[-1]["val_loss"]
+    else:
+        final_val = evaluate_loss(model, val_tokens, cfg.seq_len, batch_size=cfg.batch_size)
+    trained_tokens = (cfg.steps - resumed_from) * tokens_per_step
+    return TrainResult(history=history, final_val_loss=final_val,
+                       tokens_per_second=trained_tokens / max(run_seconds, 1e-9),
+                       model=model, train_seconds=state["train_seconds"], resumed_from_step=resumed_from)
