@@ -18,7 +18,7 @@ book: install
 # Unit tests plus every notebook under the smoke profile (nbmake injects no
 # parameters: the notebooks read ATOME_PROFILE).
 test: install
-	ATOME_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=900 -q
+	ATOME_PROFILE=smoke $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=900 -q
 
 install: $(INSTALLED) sysdeps vendor
 

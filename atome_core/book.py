@@ -137,8 +137,11 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     staged_nb = staging / "notebook.ipynb"
     staged_results = staging / "results"
     staged_results.mkdir()
+    # The kernel inherits these. MPLBACKEND must stay unset there: the kernel's
+    # inline backend is what puts figures into the executed notebook.
     env_before = {k: os.environ.get(k) for k in ("ATOME_RESULTS_DIR", "ATOME_PROFILE", "MPLBACKEND")}
-    os.environ.update(ATOME_RESULTS_DIR=str(staged_results), ATOME_PROFILE=profile, MPLBACKEND="Agg")
+    os.environ.update(ATOME_RESULTS_DIR=str(staged_results), ATOME_PROFILE=profile)
+    os.environ.pop("MPLBACKEND", None)
     t0 = time.perf_counter()
     succeeded = False
     try:

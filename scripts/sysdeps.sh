@@ -10,6 +10,9 @@ declare -A NEEDED_BY=(
   [qemu-system-arm]="7 (firmware)"
   [chromium]="1 (in-browser demo test) and the rendered-book check"
 )
+# For tests: extra package names to require, and pretending not to be root.
+for pkg in ${ATOME_SYSDEPS_EXTRA:-}; do NEEDED_BY[$pkg]="(test only)"; done
+is_root() { [ "$(id -u)" -eq 0 ] && [ -z "${ATOME_SYSDEPS_AS_USER:-}" ]; }
 missing=()
 for pkg in "${!NEEDED_BY[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -20,7 +23,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 IFS=$'\n' missing=($(sort <<<"${missing[*]}")); unset IFS
 echo "sysdeps: missing ${missing[*]}"
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+if ! is_root || ! command -v apt-get >/dev/null; then
   echo "sysdeps: cannot install (need root and apt-get). Install them yourself:" >&2
   echo "  apt-get install --no-install-recommends ${missing[*]}" >&2
   for pkg in "${missing[@]}"; do

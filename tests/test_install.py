@@ -1,0 +1,31 @@
+"""The install steps of `make book` / `make test`: idempotent, and honest when they cannot install."""
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_second_run_installs_nothing():
+    # -q: exit 0 only if the venv stamp and the vendored MathJax are up to date,
+    # i.e. a second `make` would run no install recipe.
+    proc = subprocess.run(["make", "-q", ".venv/.installed",
+                           ".cache/vendor/node_modules/mathjax/es5/tex-chtml.js"], cwd=ROOT)
+    assert proc.returncode == 0
+    out = subprocess.run(["bash", "scripts/sysdeps.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "installed" not in out.stdout.replace("all system packages present", "")
+
+
+def test_without_root_it_names_what_is_missing_and_which_chapters_cannot_run():
+    env = {"PATH": "/usr/bin:/bin", "ATOME_SYSDEPS_EXTRA": "atome-no-such-package",
+           "ATOME_SYSDEPS_AS_USER": "1"}
+    out = subprocess.run(["bash", "scripts/sysdeps.sh"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert out.returncode == 0                     # the build goes on; chapters skip
+    assert "atome-no-such-package" in out.stdout
+    assert "apt-get install --no-install-recommends atome-no-such-package" in out.stderr
+    assert "cannot run" in out.stderr
+
+
+def test_torch_is_the_cpu_build():
+    import torch
+    assert torch.__version__.startswith("2.13.0") and "+cpu" in torch.__version__
