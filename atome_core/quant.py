@@ -148,3 +148,41 @@ def export_trits(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor
     """{layer name: (int8 trits, float32 scale)} for every ternary-weight layer."""
     return {name: m.trits_and_scale() for name, m in ternary_layers(model).items()
             if m.quant.weights == "ternary"}
+
+
+def trit_entropy_bits(trits: torch.Tensor) -> float:
+    """Empirical entropy (bits per trit) of the {-1, 0, +1} distribution of a tensor."""
+    counts = torch.stack([(trits == v).sum() for v in (-1, 0, 1)]).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log2()).sum())
+
+
+def trit_statistics(model: nn.Module) -> dict[str, dict]:
+    """Per ternary layer: zero fraction p0, fractions of +1/-1, entropy, scale alpha, size."""
+    stats = {}
+    for name, (trits, alpha) in export_trits(model).items():
+        n = trits.numel()
+        stats[name] = {
+            "n": n,
+            "p0": float((trits == 0).sum()) / n,
+            "p_plus": float((trits == 1).sum()) / n,
+            "p_minus": float((trits == -1).sum()) / n,
+            "entropy_bits": trit_entropy_bits(trits),
+            "alpha": float(alpha.mean()),
+        }
+    return stats
+
+
+class TritFlipCounter:
+    """Counts how many trits change between successive calls (e.g. once per training step)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.previous = {k: t.clone() for k, (t, _) in export_trits(model).items()}
+
+    def update(self) -> dict[str, int]:
+        flips = {}
+        for name, (trits, _) in export_trits(self.model).items():
+            flips[name] = int((trits != self.previous[name]).sum())
+            self.previous[name] = trits.clone()
+        return flips

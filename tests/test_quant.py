@@ -97,3 +97,19 @@ def test_fp32_mode_and_bad_config():
         quant.QuantConfig(weights="int4")
     with pytest.raises(ValueError):
         quant.QuantConfig(act_bits=4)
+
+
+def test_trit_statistics_and_flip_counter():
+    lin = quant.TernaryLinear(8, 4)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, -1.0, 0.0, 0.0] * 2] * 4))   # alpha = 0.5
+    s = quant.trit_statistics(torch.nn.Sequential(lin))["0"]
+    assert s["n"] == 32 and s["p0"] == 0.5 and s["p_plus"] == 0.25 and s["p_minus"] == 0.25
+    assert s["entropy_bits"] == pytest.approx(1.5) and s["alpha"] == pytest.approx(0.5)
+    counter = quant.TritFlipCounter(lin)
+    assert counter.update() == {"": 0}
+    with torch.no_grad():
+        lin.weight[0, 2] = 5.0    # 0 -> +1 (and alpha grows, which may flip others)
+    flips = counter.update()[""]
+    assert flips >= 1
+    assert counter.update() == {"": 0}
