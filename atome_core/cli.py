@@ -22,6 +22,16 @@ def cmd_corpus(args) -> int:
     return data.cli_corpus(args.rest)
 
 
+def cmd_export(args) -> int:
+    from . import formats
+    return formats.cli_export(args)
+
+
+def cmd_inspect(args) -> int:
+    from . import formats
+    return formats.cli_inspect(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="atome", description="atome: tiny language models, "
                                      "ternary weights, C engine and firmware; the book's tools.")
@@ -42,6 +52,26 @@ def main(argv=None) -> int:
                        add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("export", help="write a model (checkpoint, safetensors, ATOME01/02 or ATMB blob) "
+                       "as an ATMB blob with a chosen codec, or as ATOME01/02")
+    p.add_argument("source", help=".pt / .safetensors checkpoint (FP32 shadow weights) or a blob")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--codec", default="dense", choices=["dense", "rans", "base3x5", "2bit", "auto"],
+                   help="trit codec for every trit section; auto: the smallest per section (default dense)")
+    p.add_argument("--float-dtype", default="float32", choices=["float32", "float16"],
+                   help="storage of the LayerNorm and SSM vectors (default float32)")
+    p.add_argument("--format", default="atmb", choices=["atmb", "atome01", "atome02"])
+    p.add_argument("--config", help="model config: preset (60k, 944k), JSON file or JSON; "
+                   "default: stored in the source, else read off the weights' shapes")
+    p.add_argument("--top-k", type=int, default=4, help="top_k when the config is read off the shapes")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("inspect", help="print a blob's header, sections, bits per trit and CRC status")
+    p.add_argument("file")
+    p.add_argument("--config", help="config of an ATOME01/02 blob (preset or JSON); default: "
+                   "the preset whose size matches")
+    p.set_defaults(func=cmd_inspect)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -137,11 +137,31 @@ def as_config(obj) -> RoutedBlobConfig:
     d = {_CONFIG_ALIASES.get(k, k): v for k, v in d.items()}
     if d.get("n_pathways", 3) != 3:
         raise ValueError(f"the routed model has 3 pathways, config says {d['n_pathways']}")
+    pathways = getattr(obj, "pathways", None) if not isinstance(obj, dict) else d.get("pathways")
+    if pathways is not None and tuple(pathways) != ("local", "state", "sparse"):
+        raise ValueError(f"an ablated model (pathways {tuple(pathways)}) has no ATMB layout; "
+                         "version 1 stores the full three-pathway model")
+    quant = getattr(obj, "quant", None) if not isinstance(obj, dict) else None
+    if quant is not None and (getattr(quant, "per_row", False) or getattr(quant, "weights", "ternary") != "ternary"):
+        raise ValueError(f"ATMB version 1 stores ternary weights with one scale per tensor; quant is {quant}")
     fields = RoutedBlobConfig.__dataclass_fields__
     missing = [k for k in fields if k not in d]
     if missing:
         raise ValueError(f"config lacks {missing}; has {sorted(d)}")
     return RoutedBlobConfig(**{k: int(d[k]) for k in fields})
+
+
+def config_from_state_dict(state_dict, top_k: int = 4) -> RoutedBlobConfig:
+    """The config implied by a state_dict's shapes; top_k has no weights, so it is given."""
+    if "embed.weight" not in state_dict:
+        raise ValueError("state_dict has no embed.weight: not a routed-ternary model")
+    vocab, d = tuple(state_dict["embed.weight"].shape)
+    layers = {int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.")}
+    if layers != set(range(len(layers))) or not layers:
+        raise ValueError(f"state_dict blocks are numbered {sorted(layers)}; expected 0..L-1")
+    return RoutedBlobConfig(vocab=vocab, d_model=d, n_layers=len(layers),
+                            d_head=int(state_dict["blocks.0.sparse.Wq.weight"].shape[0]), top_k=top_k,
+                            kernel=int(state_dict["blocks.0.local.weight"].shape[-1]))
 
 
 def layer_trit_names(layer: int) -> list[str]:
@@ -862,3 +882,105 @@ def format_inspection(info: BlobInfo) -> str:
     lines.append("status   " + ("ok" if info.ok else "INVALID"))
     lines += [f"problem  {p}" for p in info.problems]
     return "\n".join(lines)
+
+
+# -- files and the command line -------------------------------------------------
+
+
+def parse_config_arg(text: str | None):
+    """--config: a preset name (60k, 944k), a JSON file, or inline JSON; None stays None."""
+    if text is None:
+        return None
+    import json
+    from pathlib import Path
+    if text in PRESETS:
+        return PRESETS[text]
+    source = Path(text).read_text() if Path(text).is_file() else text
+    try:
+        return as_config(json.loads(source))
+    except json.JSONDecodeError:
+        raise ValueError(f"--config {text!r} is neither a preset ({', '.join(PRESETS)}), "
+                         "a JSON file nor JSON") from None
+
+
+def load_model_file(path, config=None, top_k: int = 4) -> tuple[RoutedBlobConfig, dict, str]:
+    """(config, tensors, what it was) from any model file the book uses.
+
+    ATMB blobs carry their config; ATOME01/02 blobs need one (given, or the preset whose
+    size matches); PyTorch checkpoints (.pt, weights_only) and safetensors files (the
+    trainer's checkpoints, "model."-prefixed) are ternarised from their FP32 shadow
+    weights, with the config given, stored in the checkpoint, or read off the shapes.
+    """
+    from pathlib import Path
+    path = Path(path)
+    data = path.read_bytes()
+    cfg = as_config(config) if config is not None else None
+    if data[:4] == MAGIC:
+        blob_cfg, tensors = read_blob(data)
+        if cfg is not None and cfg != blob_cfg:
+            raise ConfigMismatchError(f"{path}: blob config {blob_cfg} differs from the given {cfg}")
+        return blob_cfg, tensors, "ATMB blob"
+    if data[:7] in LEGACY_CODECS:
+        magic = data[:7]
+        if cfg is None:
+            matches = [c for c in PRESETS.values() if legacy_size(c, magic) == len(data)]
+            if not matches:
+                raise LegacySizeError(f"{path}: {len(data)} bytes match no preset; give the config")
+            cfg = matches[0]
+        return cfg, read_legacy(data, cfg, magic), f"{magic.decode()} blob"
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+        raw = load_file(str(path))
+        if any(k.startswith("model.") for k in raw):  # the trainer's checkpoint
+            raw = {k[len("model."):]: v for k, v in raw.items() if k.startswith("model.")}
+        state_dict, kind = raw, "safetensors state_dict"
+    else:
+        import torch
+        ck = torch.load(str(path), weights_only=True, map_location="cpu")
+        if isinstance(ck, dict) and "state_dict" in ck:
+            state_dict = ck["state_dict"]
+            if cfg is None and isinstance(ck.get("config"), dict):
+                cfg = as_config(ck["config"])
+        else:
+            state_dict = ck
+        kind = "PyTorch checkpoint"
+    if cfg is None:
+        cfg = config_from_state_dict(state_dict, top_k=top_k)
+    return cfg, tensors_from_state_dict(state_dict, cfg), kind
+
+
+def cli_export(args) -> int:
+    """atome export SOURCE -o OUT: write ATMB (or ATOME01/02) with the chosen codec."""
+    import sys
+    from pathlib import Path
+
+    from .results import write_atomic
+    try:
+        cfg, tensors, kind = load_model_file(args.source, parse_config_arg(args.config), args.top_k)
+        if args.format == "atmb":
+            blob = write_blob(cfg, tensors, codec=args.codec, float_dtype=args.float_dtype)
+        else:
+            blob = write_legacy(tensors, cfg, {"atome01": ATOME01_MAGIC, "atome02": ATOME02_MAGIC}[args.format])
+    except (OSError, ValueError) as e:
+        print(f"atome export: error: {e}", file=sys.stderr)
+        return 1
+    write_atomic(Path(args.output), blob)
+    print(f"{args.source} ({kind}) -> {args.output}: {len(blob):,} bytes, {args.format}"
+          + (f", codec {args.codec}, floats {args.float_dtype}" if args.format == "atmb" else ""))
+    if args.format == "atmb":
+        print(format_inspection(inspect_blob(blob)))
+    return 0
+
+
+def cli_inspect(args) -> int:
+    """atome inspect FILE: header, sections, bits per trit, CRC status. Exit 1 if invalid."""
+    import sys
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read()
+        info = inspect_blob(data, parse_config_arg(args.config))
+    except (OSError, ValueError) as e:
+        print(f"atome inspect: error: {e}", file=sys.stderr)
+        return 1
+    print(format_inspection(info))
+    return 0 if info.ok else 1
