@@ -405,7 +405,8 @@ def _encode_trit_section(spec, cfg, tensors, codec_name):
 def _encode_float_section(spec, cfg, tensors, float_dtype):
     values = np.concatenate([np.asarray(tensors[m], np.float32).reshape(-1) for m in spec.members(cfg)])
     if float_dtype == "float16":
-        half = values.astype(np.float16)
+        with np.errstate(over="ignore"):
+            half = values.astype(np.float16)
         if (np.isinf(half) & np.isfinite(values)).any():
             raise ValueError(f"{spec.name}: values beyond the float16 range (|x| > 65504)")
         return DTYPE_F16, half.astype("<f2").tobytes()
