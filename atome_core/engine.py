@@ -1,0 +1,655 @@
+"""The C engine (c_engine/) from Python, and its reference in NumPy.
+
+Two halves:
+
+- `Engine`: a ctypes binding of c_engine/libatome.so, built on demand with the
+  system's C compiler (`make -C c_engine`). Python allocates the buffers the engine
+  asks for (model view, decode arena, state, scratch) and hands them over: the engine
+  itself never allocates.
+- `Reference`: the same arithmetic in NumPy float32 (and int32 for the 8-bit path),
+  operation for operation in the engine's order, with the engine's own exp / tanh /
+  rsqrt. The two agree bit for bit on every logit of every step (tests/test_engine.py);
+  the reference's data structures are independent (a list of past keys instead of a
+  ring), so a bug in the ring would show as a mismatch.
+
+Context semantics, shared by both: the convolution window and the SSM state stream over
+the whole history; attention sees the last `window` tokens (the current one included),
+and keeps the top_k best-scoring of those (ties to the earlier token). While fewer than
+`window` tokens have been seen this is the model's full causal attention.
+
+Reductions (dot products, LayerNorm sums) use 8 lanes: element i into lane i % 8, each
+lane summed in order from +0, then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)).
+"""
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import formats
+from .paths import PACKAGE_DIR
+
+ENGINE_DIR = PACKAGE_DIR.parent / "c_engine"
+PATHS = {"f32": 0, "i8": 1}
+DEFAULT_WINDOW = 128
+f32 = np.float32
+
+# -- status codes (c_engine/atome.h) -> the Python reader's error classes -------------
+
+STATUS_NAMES = ["OK", "BAD_MAGIC", "UNSUPPORTED_VERSION", "TRUNCATED", "TRAILING_BYTES", "CHECKSUM",
+                "BAD_HEADER", "SECTION_BOUNDS", "SECTION_OVERLAP", "CONFIG_MISMATCH", "LEGACY_SIZE",
+                "CORRUPT_SECTION", "CONFIG_LIMITS", "ARENA_TOO_SMALL", "BUFFER_TOO_SMALL", "MISALIGNED",
+                "BAD_ARGUMENT", "BAD_TOKEN"]
+STATUS_ERRORS = {
+    "BAD_MAGIC": formats.BadMagicError, "UNSUPPORTED_VERSION": formats.UnsupportedVersionError,
+    "TRUNCATED": formats.TruncatedBlobError, "TRAILING_BYTES": formats.TrailingBytesError,
+    "CHECKSUM": formats.ChecksumError, "BAD_HEADER": formats.BadHeaderError,
+    "SECTION_BOUNDS": formats.SectionBoundsError, "SECTION_OVERLAP": formats.SectionOverlapError,
+    "CONFIG_MISMATCH": formats.ConfigMismatchError, "LEGACY_SIZE": formats.LegacySizeError,
+    "CORRUPT_SECTION": formats.CorruptSectionError,
+}
+
+
+class EngineError(ValueError):
+    """The C engine refused a call (bad argument, token, buffer)."""
+
+
+class EngineBuildError(RuntimeError):
+    """The C library could not be built (no compiler, or a compile error)."""
+
+
+def status_name(code: int) -> str:
+    return STATUS_NAMES[code] if 0 <= code < len(STATUS_NAMES) else f"UNKNOWN({code})"
+
+
+def error_for(code: int, what: str) -> Exception:
+    name = status_name(code)
+    return STATUS_ERRORS.get(name, EngineError)(f"{what}: C engine says {name}")
+
+
+# -- building and loading the library ---------------------------------------------------
+
+LIBRARIES = {"release": "libatome.so", "sanitize": "libatome_san.so"}
+_loaded: dict = {}
+_lock = threading.Lock()
+
+
+def build_library(variant: str = "release") -> Path:
+    """Build c_engine/build/<lib> with make (a no-op when up to date); its path."""
+    if variant not in LIBRARIES:
+        raise ValueError(f"variant must be one of {list(LIBRARIES)}, got {variant!r}")
+    target = ENGINE_DIR / "build" / LIBRARIES[variant]
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        raise EngineBuildError(f"no C compiler: {cc!r} is not on PATH. Install one (Debian: "
+                               "apt-get install --no-install-recommends gcc make) or set CC")
+    if shutil.which("make") is None:
+        raise EngineBuildError("`make` is not on PATH (Debian: apt-get install --no-install-recommends make)")
+    run = subprocess.run(["make", "-s", "-C", str(ENGINE_DIR), f"build/{LIBRARIES[variant]}"],
+                         capture_output=True, text=True)
+    if run.returncode != 0 or not target.is_file():
+        raise EngineBuildError(f"building {target.name} failed:\n{run.stdout}{run.stderr}")
+    return target
+
+
+def _declare(lib):
+    P, S, U32, I = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_int
+    F, U64P = ctypes.c_float, ctypes.POINTER(ctypes.c_uint64)
+    sig = {
+        "atome_check_blob": (I, [P, S, P, ctypes.POINTER(S)]),
+        "atome_load_blob": (I, [P, P, S, P, S]),
+        "atome01_size": (S, [P]),
+        "atome_load_atome01": (I, [P, P, S, P]),
+        "atome_state_bytes": (S, [P, U32]),
+        "atome_scratch_bytes": (S, [P, U32]),
+        "atome_state_init": (I, [P, P, U32, I, P, S, P, S]),
+        "atome_reset": (None, [P]),
+        "atome_step": (I, [P, U32, P]),
+        "atome_forward": (I, [P, P, S, P]),
+        "atome_argmax": (U32, [P, U32]),
+        "atome_sample": (U32, [P, U32, F, U64P]),
+        "atome_exp": (F, [F]),
+        "atome_tanh": (F, [F]),
+        "atome_rsqrt": (F, [F]),
+        "atome_crc32": (U32, [P, S]),
+        "atome_sizeof_model": (S, []),
+        "atome_sizeof_state": (S, []),
+        "atome_status_name": (ctypes.c_char_p, [I]),
+    }
+    for name, (res, args) in sig.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    return lib
+
+
+def load_library(variant: str = "release"):
+    """The engine as a ctypes CDLL. $ATOME_ENGINE_LIB names a prebuilt library instead
+    (the sanitizer run uses it)."""
+    with _lock:
+        if variant not in _loaded:
+            path = os.environ.get("ATOME_ENGINE_LIB") or build_library(variant)
+            _loaded[variant] = _declare(ctypes.CDLL(str(path)))
+        return _loaded[variant]
+
+
+class Config(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_uint32) for k in ("vocab", "d_model", "n_layers", "d_head", "top_k", "kernel")]
+
+    @classmethod
+    def of(cls, cfg):
+        cfg = formats.as_config(cfg)
+        return cls(cfg.vocab, cfg.d_model, cfg.n_layers, cfg.d_head, cfg.top_k, cfg.kernel)
+
+    def as_blob_config(self):
+        return formats.RoutedBlobConfig(**{k: getattr(self, k) for k, _ in self._fields_})
+
+
+def _buffer(nbytes: int):
+    """Zeroed, 8-byte aligned memory that Python owns and the engine writes."""
+    return (ctypes.c_uint64 * max(1, -(-nbytes // 8)))()
+
+
+def _ptr(buf) -> int:
+    return ctypes.addressof(buf)
+
+
+def blob_kind(data: bytes) -> str:
+    if data[:4] == formats.MAGIC:
+        return "ATMB"
+    if data[:7] == formats.ATOME01_MAGIC:
+        return "ATOME01"
+    raise formats.BadMagicError(f"neither an ATMB blob nor ATOME01 (starts with {bytes(data[:8])!r})")
+
+
+def atome01_config(data: bytes, config=None) -> formats.RoutedBlobConfig:
+    """The given config, else the preset whose ATOME01 size is the blob's."""
+    if config is not None:
+        return formats.as_config(config)
+    for cfg in formats.PRESETS.values():
+        if formats.legacy_size(cfg) == len(data):
+            return cfg
+    raise formats.LegacySizeError(f"an ATOME01 blob of {len(data)} bytes matches no preset; give its config")
+
+
+class Model:
+    """A blob loaded into the C engine: the model view (and decode arena) over a copy of the bytes."""
+
+    def __init__(self, data: bytes, config=None, lib=None):
+        self.lib = lib or load_library()
+        data = bytes(data)
+        self.kind = blob_kind(data)
+        self._blob = (ctypes.c_uint8 * max(1, len(data))).from_buffer_copy(data or b"\0")
+        self._view = _buffer(self.lib.atome_sizeof_model())
+        self.arena_bytes = 0
+        if self.kind == "ATMB":
+            cfg, arena = Config(), ctypes.c_size_t(0)
+            status = self.lib.atome_check_blob(_ptr(self._blob), len(data), ctypes.byref(cfg), ctypes.byref(arena))
+            if status:
+                raise error_for(status, "ATMB blob")
+            self.arena_bytes = arena.value
+            self._arena = _buffer(self.arena_bytes)
+            status = self.lib.atome_load_blob(_ptr(self._view), _ptr(self._blob), len(data),
+                                              _ptr(self._arena), self.arena_bytes)
+            self.config = cfg.as_blob_config()
+        else:
+            self.config = atome01_config(data, config)
+            cfg = Config.of(self.config)
+            status = self.lib.atome_load_atome01(_ptr(self._view), _ptr(self._blob), len(data), ctypes.byref(cfg))
+        if status:
+            raise error_for(status, f"{self.kind} blob")
+        self.blob_bytes = len(data)
+
+    def state_bytes(self, window: int) -> int:
+        return self.lib.atome_state_bytes(ctypes.byref(Config.of(self.config)), window)
+
+    def scratch_bytes(self, window: int) -> int:
+        return self.lib.atome_scratch_bytes(ctypes.byref(Config.of(self.config)), window)
+
+
+class Engine:
+    """Incremental decode in C: `step(token) -> logits`, state kept between calls."""
+
+    def __init__(self, model: Model | bytes, window: int = DEFAULT_WINDOW, path: str = "f32", config=None):
+        self.model = model if isinstance(model, Model) else Model(model, config)
+        self.lib, self.config = self.model.lib, self.model.config
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {list(PATHS)}, got {path!r}")
+        if not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
+        self.window, self.path = int(window), path
+        self.state_bytes = self.model.state_bytes(self.window)
+        self.scratch_bytes = self.model.scratch_bytes(self.window)
+        self._state_struct = _buffer(self.lib.atome_sizeof_state())
+        self._state = _buffer(self.state_bytes)
+        self._scratch = _buffer(self.scratch_bytes)
+        self._logits = (ctypes.c_float * self.config.vocab)()
+        status = self.lib.atome_state_init(_ptr(self._state_struct), _ptr(self.model._view), self.window,
+                                           PATHS[path], _ptr(self._state), self.state_bytes,
+                                           _ptr(self._scratch), self.scratch_bytes)
+        if status:
+            raise error_for(status, "state init")
+
+    def reset(self):
+        self.lib.atome_reset(_ptr(self._state_struct))
+
+    def _check(self, status, what):
+        if status:
+            raise error_for(status, what)
+
+    def step(self, token: int) -> np.ndarray:
+        """The logits (float32, vocab) for the token after `token`."""
+        self._check(self.lib.atome_step(_ptr(self._state_struct), int(token), _ptr(self._logits)),
+                    f"step({token})")
+        return np.frombuffer(self._logits, dtype=np.float32).copy()
+
+    def forward(self, tokens) -> np.ndarray:
+        """Full-prefix recompute: reset, run every token, the last logits."""
+        ids = np.ascontiguousarray(tokens, dtype=np.uint32)
+        self._check(self.lib.atome_forward(_ptr(self._state_struct), ids.ctypes.data, ids.size,
+                                           _ptr(self._logits)), "forward")
+        return np.frombuffer(self._logits, dtype=np.float32).copy()
+
+    def run(self, tokens) -> np.ndarray:
+        """Logits after every token (T, vocab), from the current state."""
+        return np.stack([self.step(t) for t in tokens])
+
+    def generate(self, prompt, max_new_tokens: int, temperature: float = 0.0, seed: int = 0,
+                 max_total: int | None = None) -> list[int]:
+        """Greedy (temperature 0) or sampled continuation, all in C: the new token ids.
+
+        max_total caps prompt + generated tokens (the kit stopped at 128)."""
+        ids = check_prompt(prompt, self.config.vocab)
+        if max_total is not None:
+            max_new_tokens = max(0, min(max_new_tokens, max_total - len(ids)))
+        self.reset()
+        for t in ids:
+            self._check(self.lib.atome_step(_ptr(self._state_struct), t, _ptr(self._logits)), "prompt")
+        rng = ctypes.c_uint64(seed & (2 ** 64 - 1))
+        out = []
+        for _ in range(max_new_tokens):
+            nxt = self.lib.atome_sample(_ptr(self._logits), self.config.vocab, temperature, ctypes.byref(rng))
+            out.append(int(nxt))
+            self._check(self.lib.atome_step(_ptr(self._state_struct), nxt, _ptr(self._logits)), "generate")
+        return out
+
+
+def check_prompt(prompt, vocab: int) -> list[int]:
+    """Token ids from bytes, a str (UTF-8) or a sequence of ints; a clear error otherwise."""
+    if isinstance(prompt, str):
+        prompt = prompt.encode("utf-8")
+    ids = [int(t) for t in prompt]
+    if not ids:
+        raise ValueError("the prompt is empty: give at least one token")
+    bad = [t for t in ids if not 0 <= t < vocab]
+    if bad:
+        raise ValueError(f"token ids must be in 0..{vocab - 1}; got {bad[:5]}")
+    return ids
+
+
+# -- the reference arithmetic in NumPy -----------------------------------------------------
+# Every constant is written with the same decimal digits as in c_engine/atome.c.
+
+EXP_LOG2E, EXP_LN2_HI, EXP_LN2_LO = f32("1.44269502"), f32("0.693145751953125"), f32("1.428606765e-6")
+EXP_TAYLOR = [f32(c) for c in ("1.0", "1.0", "0.5", "0.166666672", "0.0416666679", "0.00833333377",
+                                "0.00138888892", "0.000198412701")]
+TANH_POLY = [f32(c) for c in ("-0.333333313", "0.133332163", "-0.0539480969", "0.0217081271",
+                               "-0.00819607731", "0.00216041808")]
+ROUND_MAGIC = f32(12582912.0)
+LN_EPS, Q_EPS = f32("1e-5"), f32("1e-5")
+
+
+def _pow2(k: np.ndarray) -> np.ndarray:
+    return ((np.clip(k, -126, 127).astype(np.int64) + 127) << 23).astype(np.uint32).view(np.float32)
+
+
+def exp_ref(x) -> np.ndarray:
+    """atome_exp: x = n ln2 + r, e^r by Taylor to degree 7, times 2^n."""
+    x = np.asarray(x, np.float32)
+    with np.errstate(all="ignore"):
+        n = (x * EXP_LOG2E + ROUND_MAGIC) - ROUND_MAGIC
+        r = (x - n * EXP_LN2_HI) - n * EXP_LN2_LO
+        p = EXP_TAYLOR[7]
+        for c in EXP_TAYLOR[6::-1]:
+            p = c + r * p
+        k = np.where(np.isfinite(n), n, 0).astype(np.int64)
+        big = (p * _pow2(k - 1)) * f32(2.0)
+        tiny = (p * _pow2(k + 64)) * f32("5.42101086e-20")
+        out = np.where(k > 127, big, np.where(k < -126, tiny, p * _pow2(k)))
+        out = np.where(x < f32(-104.0), f32(0.0), out)
+        out = np.where(x > f32(88.8), f32(np.inf), out)
+        return np.where(np.isnan(x), x, out).astype(np.float32)
+
+
+def tanh_ref(x) -> np.ndarray:
+    """atome_tanh: an odd polynomial below 0.625, else 1 - 2 / (e^{2|x|} + 1)."""
+    x = np.asarray(x, np.float32)
+    with np.errstate(all="ignore"):
+        a = np.where(x < 0, -x, x)
+        z = x * x
+        poly = TANH_POLY[5]
+        for c in TANH_POLY[4::-1]:
+            poly = c + z * poly
+        small = x + x * (z * poly)
+        t = np.where(a > f32(9.5), f32(1.0), f32(1.0) - f32(2.0) / (exp_ref(f32(2.0) * a) + f32(1.0)))
+        big = np.where(x < 0, -t, t)
+        return np.where(a < f32(0.625), small, big).astype(np.float32)
+
+
+def rsqrt_ref(x) -> np.ndarray:
+    """atome_rsqrt: the bit-level first guess, two Newton steps and a correcting third."""
+    x = np.asarray(x, np.float32)
+    with np.errstate(all="ignore"):
+        y = (np.uint32(0x5F3759DF) - (x.view(np.uint32) >> np.uint32(1))).astype(np.uint32).view(np.float32)
+        half = f32(0.5) * x
+        for _ in range(2):
+            y = y * (f32(1.5) - half * y * y)
+        return y + y * (f32(0.5) - (half * y) * y)
+
+
+def lane_sum(a) -> np.ndarray:
+    """Sum over the last axis in the engine's order: 8 lanes, each in order, then a tree."""
+    a = np.asarray(a, np.float32)
+    n = a.shape[-1]
+    pad = -n % 8
+    if pad or n == 0:
+        a = np.concatenate([a, np.zeros(a.shape[:-1] + (pad or 8,), np.float32)], axis=-1)
+    chunks = a.reshape(a.shape[:-1] + (-1, 8)).copy()
+    chunks[..., 0, :] += f32(0.0)          # lanes start at +0 (turns -0 into +0, as C does)
+    lanes = np.cumsum(chunks, axis=-2, dtype=np.float32)[..., -1, :]   # sequential per lane
+    l = [lanes[..., j] for j in range(8)]
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+
+
+def quantize_ref(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """8-bit absmax quantisation (the engine's quantize_i8): (q int8, s)."""
+    amax = f32(np.max(np.abs(x)))
+    if not amax >= Q_EPS:
+        amax = Q_EPS
+    s = f32(127.0) / amax
+    with np.errstate(all="ignore"):
+        v = x * s
+        q = np.where(np.isnan(v), 0, np.clip(np.rint(v), -128, 127))
+    return q.astype(np.int8), s
+
+
+def layer_norm_ref(x, w, b) -> np.ndarray:
+    d = f32(x.shape[-1])
+    mean = lane_sum(x) / d
+    diff = x - mean
+    var = lane_sum(diff * diff) / d
+    rstd = rsqrt_ref(var + LN_EPS)
+    return (diff * rstd) * w + b
+
+
+class Reference:
+    """The engine's arithmetic in NumPy: same inputs, same float32 bits out."""
+
+    def __init__(self, config, tensors: dict, window: int = DEFAULT_WINDOW, path: str = "f32"):
+        self.cfg = formats.as_config(config)
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {list(PATHS)}, got {path!r}")
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window, self.path = int(window), path
+        formats.check_tensors(tensors, self.cfg)
+        self.t = {k: np.asarray(v) for k, v in tensors.items()}
+        # trits as float32 (the f32 path multiplies by them) and as int32 (the i8 path)
+        self.wf = {k: np.asarray(v, np.float32) for k, v in self.t.items() if k in formats.trit_weight_names(self.cfg)}
+        self.wi = {k: np.asarray(v, np.int32) for k, v in self.wf.items()}
+        self.scale = {k: f32(self.t[formats.scale_key(k)]) for k in self.wf}
+        self.reset()
+
+    @classmethod
+    def from_blob(cls, data: bytes, config=None, **kwargs):
+        data = bytes(data)
+        if blob_kind(data) == "ATMB":
+            cfg, tensors = formats.read_blob(data)
+        else:
+            cfg = atome01_config(data, config)
+            tensors = formats.read_atome01(data, cfg)
+        return cls(cfg, tensors, **kwargs)
+
+    def reset(self):
+        c = self.cfg
+        self.conv = [np.zeros((c.kernel - 1, c.d_model), np.float32) for _ in range(c.n_layers)]
+        self.ssm = [np.zeros(c.d_model, np.float32) for _ in range(c.n_layers)]
+        self.keys = [[] for _ in range(c.n_layers)]     # every past key, by time
+        self.values = [[] for _ in range(c.n_layers)]
+
+    def _matvec(self, name, x, q=None):
+        if q is None:
+            return lane_sum(self.wf[name] * x[None, :]) * self.scale[name]
+        qv, s = q
+        acc = self.wi[name] @ qv.astype(np.int32)
+        return acc.astype(np.float32) * (self.scale[name] / s)
+
+    def _attention(self, layer, q):
+        c = self.cfg
+        keys = np.stack(self.keys[layer][-self.window:])
+        values = np.stack(self.values[layer][-self.window:])
+        scores = lane_sum(keys * q[None, :]) * rsqrt_ref(f32(c.d_head))
+        k = min(c.top_k, len(scores))
+        order = np.argsort(-scores, kind="stable")[:k]   # descending, ties to the earlier token
+        e = exp_ref(scores[order] - scores[order[0]])
+        total = f32(0.0)
+        for v in e:
+            total = f32(total + v)
+        out = np.zeros(c.d_model, np.float32)
+        for j, i in enumerate(order):
+            out = out + (e[j] / total) * values[i]
+        return out
+
+    def step(self, token: int) -> np.ndarray:
+        c, p = self.cfg, lambda layer, name: f"blocks.{layer}.{name}"
+        if not 0 <= token < c.vocab:
+            raise ValueError(f"token {token} outside 0..{c.vocab - 1}")
+        x = self.wf["embed.weight"][token] * self.scale["embed.weight"]
+        for l in range(c.n_layers):
+            h = layer_norm_ref(x, self.t[p(l, "norm.weight")], self.t[p(l, "norm.bias")])
+            q8 = quantize_ref(h) if self.path == "i8" else None
+            conv_in = (q8[0].astype(np.float32) / q8[1]) if q8 else h
+            g = self._matvec(p(l, "router.proj.weight"), h, q8)
+            q = self._matvec(p(l, "sparse.Wq.weight"), h, q8)
+            self.keys[l].append(self._matvec(p(l, "sparse.Wk.weight"), h, q8))
+            self.values[l].append(self._matvec(p(l, "sparse.Wv.weight"), h, q8))
+            del self.keys[l][:-self.window], self.values[l][:-self.window]
+            top = g[0]
+            if g[1] > top:
+                top = g[1]
+            if g[2] > top:
+                top = g[2]
+            e = exp_ref(g - top)
+            g = e / ((e[0] + e[1]) + e[2])
+            # local: taps oldest first (PyTorch order: the last tap is the current token)
+            w = self.wf[p(l, "local.weight")][:, 0, :]
+            taps = np.concatenate([self.conv[l], conv_in[None]], axis=0)
+            acc = np.zeros(c.d_model, np.float32)
+            for j in range(c.kernel):
+                acc = acc + w[:, j] * taps[j]
+            local = acc * self.scale[p(l, "local.weight")]
+            self.conv[l] = taps[1:]
+            # state
+            a = tanh_ref(self.t[p(l, "state.a_raw")])
+            self.ssm[l] = a * self.ssm[l] + self.t[p(l, "state.b")] * h
+            ssm_out = self.t[p(l, "state.c_out")] * self.ssm[l]
+            attn = self._attention(l, q)
+            x = ((x + g[0] * local) + g[1] * ssm_out) + g[2] * attn
+        h = layer_norm_ref(x, self.t["final_norm.weight"], self.t["final_norm.bias"])
+        return self._matvec("unembed.weight", h, quantize_ref(h) if self.path == "i8" else None)
+
+    def run(self, tokens) -> np.ndarray:
+        return np.stack([self.step(int(t)) for t in tokens])
+
+
+# -- picking tokens, as the engine does ----------------------------------------------------
+
+MASK64 = 2 ** 64 - 1
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """(new state, output)."""
+    state = (state + 0x9E3779B97F4A7C15) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+def sample_ref(logits: np.ndarray, temperature: float, rng: int) -> tuple[int, int]:
+    """atome_sample: (token, new rng state)."""
+    logits = np.asarray(logits, np.float32)
+    best = int(np.argmax(logits))
+    if not temperature > 0:
+        return best, rng
+    p = exp_ref((logits - logits[best]) / f32(temperature))
+    acc = np.cumsum(p, dtype=np.float32)
+    rng, z = splitmix64(rng)
+    target = f32(f32(z >> 40) * f32("5.96046448e-8")) * acc[-1]
+    hit = np.nonzero(target < acc)[0]
+    if hit.size:
+        return int(hit[0]), rng
+    positive = np.nonzero(p > 0)[0]
+    return (int(positive[-1]) if positive.size else best), rng
+
+
+# -- comparing --------------------------------------------------------------------------------
+
+
+def ulp_distance(a, b) -> np.ndarray:
+    """|a - b| in units in the last place (0 iff the float32 bits are equal, +0 vs -0 aside)."""
+    def ordered(x):
+        i = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+    return np.abs(ordered(a) - ordered(b))
+
+
+def bits_equal(a, b) -> bool:
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def parity(data: bytes, tokens, window: int = DEFAULT_WINDOW, path: str = "f32", config=None,
+           lib=None) -> dict:
+    """Run the C engine and the reference over `tokens`; compare every logit's bits."""
+    engine = Engine(Model(data, config, lib=lib), window=window, path=path)
+    ref = Reference.from_blob(data, config, window=window, path=path)
+    c_logits, r_logits = engine.run(tokens), ref.run(tokens)
+    ulps = ulp_distance(c_logits, r_logits)
+    return {"steps": len(tokens), "window": window, "path": path, "logits": int(c_logits.size),
+            "bits_equal": bits_equal(c_logits, r_logits), "max_ulp": int(ulps.max()),
+            "unequal": int((c_logits.view(np.uint32) != r_logits.view(np.uint32)).sum())}
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+
+def tokens_per_second(engine: Engine, context: int, n_tokens: int = 64, mode: str = "incremental",
+                      seed: int = 0) -> float:
+    """Decode speed with `context` tokens already in the window.
+
+    incremental: prefill context - 1 tokens, then time n_tokens steps (each attends over
+    min(window, context + i) keys). recompute: every new token re-runs the whole prefix
+    of `context` tokens (the kit's engine), timed over n_tokens such tokens."""
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(32, 127, size=context + n_tokens).astype(np.uint32)
+    if mode == "incremental":
+        engine.reset()
+        for t in tokens[:context - 1]:
+            engine.step(int(t))
+        t0 = time.perf_counter()
+        for t in tokens[context - 1:context - 1 + n_tokens]:
+            engine.step(int(t))
+        return n_tokens / (time.perf_counter() - t0)
+    if mode == "recompute":
+        t0 = time.perf_counter()
+        for i in range(n_tokens):
+            engine.forward(tokens[i:i + context])
+        return n_tokens / (time.perf_counter() - t0)
+    raise ValueError(f"mode must be 'incremental' or 'recompute', got {mode!r}")
+
+
+def library_code_bytes(variant: str = "release") -> dict:
+    """Sizes of the engine's object code (text, data, bss) from the static library."""
+    build_library(variant)
+    lib_a = ENGINE_DIR / "build" / "libatome.a"
+    subprocess.run(["make", "-s", "-C", str(ENGINE_DIR), "build/libatome.a"], check=True, capture_output=True)
+    out = subprocess.run(["size", "-t", str(lib_a)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in out.strip().splitlines()[-1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}
+
+
+# -- fuzz seeds and the command line ----------------------------------------------------------------
+
+FUZZ_CONFIGS = [formats.RoutedBlobConfig(vocab=16, d_model=8, n_layers=2, d_head=4, top_k=2, kernel=3),
+                formats.RoutedBlobConfig(vocab=5, d_model=6, n_layers=1, d_head=3, top_k=3, kernel=2)]
+
+
+def random_tensors(cfg, seed: int = 0, p0: float = 0.4) -> dict:
+    """A random model (trits with P(0) = p0, positive scales, normal vectors) for tests."""
+    cfg = formats.as_config(cfg)
+    rng = np.random.default_rng(seed)
+    out = {}
+    trit_names = set(formats.trit_weight_names(cfg))
+    for name, shape in formats.expected_shapes(cfg).items():
+        if name.endswith(".scale"):
+            out[name] = np.asarray(rng.uniform(0.05, 0.5), np.float32)
+        elif name in trit_names:
+            out[name] = (rng.choice(3, size=shape, p=[(1 - p0) / 2, p0, (1 - p0) / 2]) - 1).astype(np.int8)
+        else:
+            out[name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def fuzz_seeds(folder) -> list[Path]:
+    """Valid inputs for c_engine/fuzz_blob.c: tiny ATMB blobs in every codec and ATOME01."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, cfg in enumerate(FUZZ_CONFIGS):
+        t = random_tensors(cfg, seed=i)
+        for codec in ("2bit", "base3x5", "dense", "rans"):
+            for fd in ("float32", "float16"):
+                blob = formats.write_blob(cfg, t, codec=codec, float_dtype=fd)
+                written.append(folder / f"atmb_{i}_{codec}_{fd}")
+                written[-1].write_bytes(bytes([4 * i + 32 * (fd == 'float16')]) + blob)
+        legacy = formats.write_atome01(t, cfg)
+        dims = [cfg.vocab, cfg.d_model, cfg.n_layers, cfg.d_head, cfg.top_k, cfg.kernel]
+        written.append(folder / f"atome01_{i}")
+        written[-1].write_bytes(bytes([3]) + bytes(v - 1 for v in dims) + legacy[7:])
+    return written
+
+
+def cli_generate(args) -> int:
+    """atome generate --blob F --prompt TEXT: continue a prompt with the C engine."""
+    try:
+        data = Path(args.blob).read_bytes()
+        engine = Engine(data, window=args.window, path=args.path,
+                        config=formats.parse_config_arg(args.config))
+        ids = engine.generate(args.prompt, args.max_new_tokens, temperature=args.temperature,
+                              seed=args.seed, max_total=args.max_total)
+    except (OSError, ValueError, EngineBuildError) as e:
+        print(f"atome generate: error: {e}", file=sys.stderr)
+        return 1
+    if args.ids:
+        print(" ".join(map(str, ids)))
+    else:
+        sys.stdout.write(args.prompt + bytes(ids).decode("utf-8", errors="replace") + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "fuzz-seeds":
+        print(f"{len(fuzz_seeds(argv[1]))} seeds in {argv[1]}")
+        return 0
+    print("usage: python -m atome_core.engine fuzz-seeds DIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
