@@ -17,14 +17,35 @@ NO_NETWORK_ARGS = [
 ]
 
 
+MINI_TOC = """format: jb-book
+root: book/intro
+parts:
+  - caption: The book
+    chapters:
+      - file: book/reproducing
+      - file: notebooks/00_corpora
+"""
+
+
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory):
-    build = tmp_path_factory.mktemp("render") / "_build"
-    env = {**os.environ, "ATOME_BUILD_DIR": str(build), "CI": "1"}
+    """The real pipeline on a copy of the book cut down to the intro, reproducing and the
+    corpus chapter (every chapter is executed by nbmake in the same `make test`, and the
+    whole book is rendered by `make book`)."""
+    root = tmp_path_factory.mktemp("book")
+    for name in ("_config.yml", "profiles.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book", root / "book")
+    (root / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "00_corpora.ipynb", root / "notebooks")
+    (root / "_toc.yml").write_text(MINI_TOC)
+    (root / ".cache").symlink_to(ROOT / ".cache")      # the vendored MathJax
+    build = root / "_build"
+    env = {**os.environ, "ATOME_ROOT": str(root), "ATOME_BUILD_DIR": str(build), "CI": "1"}
     proc = subprocess.run([sys.executable, "-m", "atome_core.cli", "book", "--profile", "smoke"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return build, proc
+    return build, env
 
 
 def test_build_writes_executed_notebooks_results_and_html(smoke_book):
@@ -40,8 +61,7 @@ def test_build_writes_executed_notebooks_results_and_html(smoke_book):
 
 
 def test_rebuild_with_nothing_changed_executes_nothing(smoke_book):
-    build, _ = smoke_book
-    env = {**os.environ, "ATOME_BUILD_DIR": str(build), "CI": "1"}
+    build, env = smoke_book
     proc = subprocess.run([sys.executable, "-m", "atome_core.cli", "book", "--profile", "smoke"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
