@@ -445,3 +445,45 @@ def bits_per_trit(codec, trits) -> float:
     if t.size == 0:
         raise ValueError("bits per trit of an empty tensor is undefined")
     return 8 * len(get_codec(codec).encode(t)) / t.size
+
+
+# -- measurements for the chapter --------------------------------------------------
+
+
+def record_group_sizes(max_k: int) -> list[int]:
+    """Every k <= max_k whose b(k)/k beats all smaller group sizes (the useful groupings)."""
+    best, out = float("inf"), []
+    for k in range(1, max_k + 1):
+        rate = group_bits(k) / k
+        if rate < best:
+            best, out = rate, out + [k]
+    return out
+
+
+def measure_throughput(trits, codecs=None, repeats: int = 3) -> dict:
+    """{codec: {"encode": trits/s, "decode": trits/s}}, best of `repeats` timings each.
+
+    All codecs are timed on the same trits in the same run, so ratios between them hold
+    on any machine even when the absolute rates do not.
+    """
+    import time
+
+    from .progress import progress
+    t = as_trits(trits)
+    out = {}
+    for name in progress(list(codecs or CODECS), desc="codec throughput"):
+        codec = get_codec(name)
+        enc, dec = [], []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            data = codec.encode(t)
+            t1 = time.perf_counter()
+            back = codec.decode(data, t.size)
+            t2 = time.perf_counter()
+            enc.append(t1 - t0)
+            dec.append(t2 - t1)
+        if not np.array_equal(back, t):
+            raise AssertionError(f"{name}: round trip failed during the timing")
+        out[name] = {"encode": t.size / min(enc), "decode": t.size / min(dec),
+                     "bits_per_trit": 8 * len(data) / max(t.size, 1)}
+    return out

@@ -463,3 +463,25 @@ def test_cli_export_and_inspect(tmp_path, capsys):
     assert atome_main(["inspect", str(bad)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
     assert atome_main(["export", str(bad), "-o", str(tmp_path / "x.atmb")]) == 1
+
+
+@pytest.mark.parametrize("codec", ["dense", "rans"])
+def test_every_documented_corruption_raises_its_named_error(codec):
+    blob = F.write_blob(TINY, random_tensors(TINY), codec=codec)
+    variants = F.corrupted_variants(blob)
+    assert len({err for err, _ in variants.values()}) >= 10
+    for what, (err, data) in variants.items():
+        with pytest.raises(F.BlobError) as info:
+            F.read_blob(data)
+        assert type(info.value) is err, what
+        assert not F.inspect_blob(data).ok, what
+
+
+def test_report_helpers_add_up():
+    t = random_tensors(TINY, seed=4)
+    blob = F.write_blob(TINY, t, codec="rans", float_dtype="float16")
+    assert sum(F.blob_breakdown(blob).values()) == len(blob)
+    assert sum(F.legacy_breakdown(TINY).values()) == F.legacy_size(TINY)
+    rows = F.tensor_report(t, TINY)
+    assert [r["name"] for r in rows] == F.trit_weight_names(TINY)
+    assert all(r["bits_2bit"] >= 2.0 and 0 <= r["zero_fraction"] <= 1 for r in rows)

@@ -186,3 +186,14 @@ def test_entropy():
     assert packing.empirical_entropy([1, 1, 1]) == 0.0
     assert packing.empirical_entropy([-1, 0, 1]) == pytest.approx(math.log2(3))
     assert packing.empirical_entropy([0, 0, 1, -1]) == pytest.approx(1.5)
+
+
+def test_record_group_sizes_and_throughput():
+    ks = packing.record_group_sizes(400)
+    assert ks[:3] == [1, 3, 5] and 306 in ks and 41 in ks
+    rates = [packing.group_bits_per_trit(k) for k in ks]
+    assert rates == sorted(rates, reverse=True)
+    t = np.random.default_rng(0).integers(-1, 2, 5000)
+    speed = packing.measure_throughput(t, repeats=1)
+    assert set(speed) == set(CODECS) and all(v["encode"] > 0 and v["decode"] > 0 for v in speed.values())
+    assert speed["2bit"]["bits_per_trit"] == 2.0
