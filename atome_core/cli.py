@@ -32,6 +32,11 @@ def cmd_inspect(args) -> int:
     return formats.cli_inspect(args)
 
 
+def cmd_generate(args) -> int:
+    from . import engine
+    return engine.cli_generate(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="atome", description="atome: tiny language models, "
                                      "ternary weights, C engine and firmware; the book's tools.")
@@ -72,6 +77,20 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="config of an ATOME01/02 blob (preset or JSON); default: "
                    "the preset whose size matches")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("generate", help="continue a prompt with the C engine (greedy or seeded sampling)")
+    p.add_argument("--blob", required=True, help="an ATMB blob, or an ATOME01 blob (with --config unless a preset fits)")
+    p.add_argument("--prompt", required=True, help="the text to continue (UTF-8 bytes are the tokens)")
+    p.add_argument("--max-new-tokens", type=int, default=124, help="tokens to generate (default 124)")
+    p.add_argument("--max-total", type=int, default=None,
+                   help="cap on prompt + generated tokens (the kit's reference stops at 128)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); > 0: sample")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (splitmix64 in the engine)")
+    p.add_argument("--window", type=int, default=128, help="attention window in tokens (default 128)")
+    p.add_argument("--path", default="f32", choices=["f32", "i8"], help="float or 8-bit activations")
+    p.add_argument("--config", help="config of an ATOME01 blob: preset (60k, 944k), JSON file or JSON")
+    p.add_argument("--ids", action="store_true", help="print the generated token ids instead of text")
+    p.set_defaults(func=cmd_generate)
 
     args = parser.parse_args(argv)
     return args.func(args)
