@@ -9,6 +9,8 @@ declare -A NEEDED_BY=(
   [libnewlib-arm-none-eabi]="7 (firmware)"
   [qemu-system-arm]="7 (firmware)"
   [chromium]="1 (in-browser demo test) and the rendered-book check"
+  [clang]="6 (C engine: libFuzzer smoke run)"
+  [libclang-rt-14-dev]="6 (C engine: libFuzzer runtime)"
 )
 # For tests: extra package names to require, and pretending not to be root.
 for pkg in ${ATOME_SYSDEPS_EXTRA:-}; do NEEDED_BY[$pkg]="(test only)"; done
