@@ -37,6 +37,11 @@ def cmd_generate(args) -> int:
     return engine.cli_generate(args)
 
 
+def cmd_qemu(args) -> int:
+    from . import firmware
+    return firmware.cli_qemu(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="atome", description="atome: tiny language models, "
                                      "ternary weights, C engine and firmware; the book's tools.")
@@ -91,6 +96,20 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="config of an ATOME01 blob: preset (60k, 944k), JSON file or JSON")
     p.add_argument("--ids", action="store_true", help="print the generated token ids instead of text")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("qemu", help="generate with the engine as firmware on an emulated Cortex-M "
+                       "(QEMU MPS2), optionally checked bit for bit against Python")
+    p.add_argument("--blob", required=True, help="an ATMB or ATOME01 blob (or a checkpoint: re-encoded 2-bit)")
+    p.add_argument("--core", default="m3", choices=["m0", "m3", "m4f", "m7"], help="default m3")
+    p.add_argument("--prompt", required=True, help="the text to continue (UTF-8 bytes are the tokens)")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="tokens to generate (default 48)")
+    p.add_argument("--path", default="i8", choices=["f32", "i8"], help="float or 8-bit activations (default i8)")
+    p.add_argument("--window", type=int, default=128, help="attention window in tokens (default 128)")
+    p.add_argument("--config", help="config of an ATOME01 blob: preset (60k, 944k), JSON file or JSON")
+    p.add_argument("--check", action="store_true", help="compare every logit's bits and every token "
+                   "with the Python reference; exit 1 on any difference")
+    p.add_argument("--timeout", type=float, default=300, help="kill QEMU after this many seconds")
+    p.set_defaults(func=cmd_qemu)
 
     args = parser.parse_args(argv)
     return args.func(args)
