@@ -269,6 +269,15 @@ def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapte
             dst = src / "_static" / static.relative_to(root / "book" / "_static")
             _copy_if_changed(static, dst)
             wanted.add(dst)
+    # Files a chapter writes under results/<profile>/<chapter>/_static/ (e.g. chapter 1's
+    # exported models for the in-browser demo) are served from the book's _static/ too.
+    for ch in chapters:
+        chapter_static = build / "results" / profile / ch.name / "_static"
+        for static in chapter_static.glob("**/*"):
+            if static.is_file():
+                dst = src / "_static" / static.relative_to(chapter_static)
+                _copy_if_changed(static, dst)
+                wanted.add(dst)
     info = src / "book" / "_generated" / "build_info.md"
     _write_if_changed(info, build_info_markdown(build, profile, chapters))
     wanted.add(info)

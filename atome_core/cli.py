@@ -22,6 +22,11 @@ def cmd_corpus(args) -> int:
     return data.cli_corpus(args.rest)
 
 
+def cmd_atto(args) -> int:
+    from . import atto_export
+    return atto_export.cli_atto(args.rest)
+
+
 def cmd_export(args) -> int:
     from . import formats
     return formats.cli_export(args)
@@ -62,6 +67,11 @@ def main(argv=None) -> int:
                        add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("atto", help="the atto series: atome atto train | sample | export (chapter 1)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_atto)
 
     p = sub.add_parser("export", help="write a model (checkpoint, safetensors, ATOME01/02 or ATMB blob) "
                        "as an ATMB blob with a chosen codec, or as ATOME01/02")

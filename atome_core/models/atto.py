@@ -1,0 +1,498 @@
+"""The atto series: neural n-gram character models from 64 to 16,384 parameters.
+
+A neural n-gram model predicts the next character from the previous `context`
+characters only (no recurrence, no attention). Ours, for a 64-symbol vocabulary
+with embedding width E:
+
+    x_k   = wte[c_{t-k}]                                 k = 0 (the current character) .. context-1
+    h     = sum_{k < n_full} x_k W_k  (+ hidden bias)    per-position maps, E -> H
+    z     = f(h) (P if H != E)                           f: none | relu | tanh; P: H -> E
+    z    += sum_{n_full <= k < context} g_k * x_k        far positions: one gain per dimension
+    z    += x_0                                          when skip: a parameter-free residual
+    logit = z wte^T (+ output bias)                      readout tied to the embedding
+
+W_k is a full E x H matrix, or low-rank (W_k = A_k B, A_k: E x r, B: r x H shared by
+all positions). Positions before the start of the text contribute zero vectors,
+so no padding symbol (and no parameter) is needed.
+
+Every parameter is counted (`count_params`), and the budget search picks, per
+budget, a configuration whose count equals the budget exactly: the far-position
+gains cost E each, which is what lets a configuration fill a power-of-two budget.
+"""
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BUDGETS = tuple(64 * 2 ** i for i in range(9))  # 64, 128, ..., 16384
+NONLINEARITIES = ("none", "relu", "tanh")
+
+
+# -----------------------------------------------------------------------------
+# the 64-symbol vocabulary
+
+OTHER_DISPLAY = "\ufffd"  # how the "other" symbol prints
+
+
+class AttoVocab:
+    """The 63 most frequent characters of a training text plus one "other" symbol.
+
+    Ids are in frequency order (most frequent first; ties by code point), and id 63
+    is "other": every character outside the 63 maps to it and decodes to U+FFFD.
+    The mapping is a pure function of the training text.
+    """
+
+    def __init__(self, symbols):
+        symbols = list(symbols)
+        if len(symbols) != len(set(symbols)) or any(len(s) != 1 for s in symbols):
+            raise ValueError("vocabulary symbols must be distinct single characters")
+        if OTHER_DISPLAY in symbols:
+            raise ValueError(f"{OTHER_DISPLAY!r} is reserved for the 'other' symbol")
+        self.symbols = symbols                     # the known characters, id = position
+        self.other = len(symbols)                  # the id of "other"
+        self.index = {ch: i for i, ch in enumerate(symbols)}
+
+    @classmethod
+    def from_text(cls, text: str, size: int = 64) -> "AttoVocab":
+        if size < 2:
+            raise ValueError(f"vocabulary size must be at least 2, got {size}")
+        counts = Counter(text)
+        ranked = sorted(counts, key=lambda ch: (-counts[ch], ord(ch)))
+        return cls([ch for ch in ranked if ch != OTHER_DISPLAY][: size - 1])
+
+    @property
+    def size(self) -> int:
+        return len(self.symbols) + 1
+
+    def __len__(self):
+        return self.size
+
+    def encode(self, text: str) -> np.ndarray:
+        other = self.other
+        return np.fromiter((self.index.get(ch, other) for ch in text), dtype=np.int64, count=len(text))
+
+    def decode(self, ids) -> str:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.size):
+            raise ValueError(f"ids must be in 0..{self.size - 1}, got range {ids.min()}..{ids.max()}")
+        table = self.symbols + [OTHER_DISPLAY]
+        return "".join(table[i] for i in ids)
+
+    def changed_fraction(self, text: str) -> float:
+        """Fraction of the characters of `text` that map to "other" (i.e. are changed)."""
+        if not text:
+            return 0.0
+        return sum(1 for ch in text if ch not in self.index) / len(text)
+
+    def to_dict(self) -> dict:
+        return {"symbols": "".join(self.symbols), "other_id": self.other, "other_display": OTHER_DISPLAY}
+
+    @classmethod
+    def from_dict(cls, d) -> "AttoVocab":
+        if not isinstance(d, dict) or not isinstance(d.get("symbols"), str):
+            raise ValueError("not an atto vocabulary: want {'symbols': '...', 'other_id': n}")
+        vocab = cls(list(d["symbols"]))
+        if d.get("other_id", vocab.other) != vocab.other:
+            raise ValueError(f"vocabulary other_id {d.get('other_id')} != {vocab.other}")
+        return vocab
+
+
+@dataclass
+class SeriesData:
+    """The chapter's data: a corpus mapped to the 64-symbol vocabulary, split as load_corpus splits it."""
+    corpus: str
+    vocab: AttoVocab
+    train: np.ndarray            # int64 ids of the training split
+    val: np.ndarray              # int64 ids of the validation split (the last 10 %)
+    distinct_train_chars: int    # before folding
+    val_changed_fraction: float  # validation characters mapped to "other"
+    train_changed_fraction: float
+
+
+def series_data(corpus: str = "shakespeare", max_chars: int | None = None, vocab_size: int = 64) -> SeriesData:
+    """Load a corpus (data.load_corpus), build the vocabulary from its training split, encode both splits.
+
+    max_chars truncates the text first (the smoke profile); the split rule stays the same.
+    """
+    from .. import data
+    c = data.load_corpus(corpus)
+    train_text, val_text = c.train, c.val
+    if max_chars:
+        train_text, val_text = data.train_val_split(c.text[:max_chars])
+    vocab = AttoVocab.from_text(train_text, vocab_size)
+    return SeriesData(corpus, vocab, vocab.encode(train_text), vocab.encode(val_text), len(set(train_text)),
+                      vocab.changed_fraction(val_text), vocab.changed_fraction(train_text))
+
+
+# -----------------------------------------------------------------------------
+# config and exact parameter count
+
+@dataclass(frozen=True)
+class AttoConfig:
+    vocab_size: int = 64
+    n_embd: int = 16          # E: embedding width (and readout width: tied)
+    n_full: int = 8           # nearest positions with a full (or low-rank) E x H map
+    n_diag: int = 0           # further positions with one gain per dimension
+    n_hidden: int = 0         # H; 0 means H = E and no projection P
+    rank: int = 0             # 0: full per-position maps; r > 0: W_k = A_k B
+    nonlinearity: str = "none"
+    hidden_bias: bool = False
+    output_bias: bool = False
+    skip: bool = False        # add the current character's embedding to z (no parameters)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_embd"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"AttoConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("n_full", "n_diag", "n_hidden", "rank"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"AttoConfig.{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}")
+        if self.n_full == 0 and (self.n_hidden or self.rank or self.hidden_bias):
+            raise ValueError("n_hidden, rank and hidden_bias need n_full >= 1")
+        if self.context < 1 and not self.skip:
+            raise ValueError("the model sees no context: set n_full, n_diag or skip")
+
+    @property
+    def context(self) -> int:
+        """How many characters (the current one included) a prediction sees."""
+        return max(self.n_full + self.n_diag, 1 if self.skip else 0)
+
+    @property
+    def hidden(self) -> int:
+        return self.n_hidden or self.n_embd
+
+    def describe(self) -> str:
+        mix = f"{self.n_full} full" if not self.rank else f"{self.n_full} rank-{self.rank}"
+        parts = [f"E={self.n_embd}", f"context {self.context} ({mix} + {self.n_diag} diagonal)"]
+        if self.n_hidden:
+            parts.append(f"H={self.n_hidden}")
+        parts.append(self.nonlinearity)
+        if self.hidden_bias:
+            parts.append("hidden bias")
+        if self.output_bias:
+            parts.append("output bias")
+        if self.skip:
+            parts.append("skip")
+        return ", ".join(parts)
+
+
+def count_params(cfg: AttoConfig) -> int:
+    """The exact number of parameters of AttoModel(cfg), from the config alone."""
+    V, E, H, r = cfg.vocab_size, cfg.n_embd, cfg.hidden, cfg.rank
+    n = V * E                                                          # wte (tied readout)
+    if cfg.n_full:
+        n += cfg.n_full * E * H if r == 0 else cfg.n_full * E * r + r * H
+        n += H if cfg.hidden_bias else 0
+        n += H * E if cfg.n_hidden and cfg.n_hidden != E else 0          # projection P
+    n += cfg.n_diag * E                                                 # far-position gains
+    n += V if cfg.output_bias else 0
+    return n
+
+
+# -----------------------------------------------------------------------------
+# the model
+
+class AttoModel(nn.Module):
+    def __init__(self, cfg: AttoConfig):
+        super().__init__()
+        self.cfg = cfg
+        V, E, H, r = cfg.vocab_size, cfg.n_embd, cfg.hidden, cfg.rank
+        self.wte = nn.Parameter(torch.randn(V, E) / math.sqrt(E))
+        fan_in = max(1, cfg.n_full * E)
+        if cfg.n_full and r == 0:
+            # full_maps[k] maps the embedding of the character k positions back
+            self.full_maps = nn.Parameter(torch.randn(cfg.n_full, E, H) / math.sqrt(fan_in))
+        if cfg.n_full and r > 0:
+            self.lowrank_in = nn.Parameter(torch.randn(cfg.n_full, E, r) / math.sqrt(fan_in))
+            self.lowrank_out = nn.Parameter(torch.randn(r, H) / math.sqrt(r))
+        if cfg.n_full and cfg.hidden_bias:
+            self.hidden_bias = nn.Parameter(torch.zeros(H))
+        if cfg.n_full and cfg.n_hidden and cfg.n_hidden != E:
+            self.proj = nn.Parameter(torch.randn(H, E) / math.sqrt(H))
+        if cfg.n_diag:
+            self.diag_gains = nn.Parameter(torch.full((cfg.n_diag, E), 1.0 / cfg.context))
+        if cfg.output_bias:
+            self.output_bias = nn.Parameter(torch.zeros(V))
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) character ids -> (B, T, V) logits for the next character."""
+        if idx.dim() != 2:
+            raise ValueError(f"idx must be (batch, time), got shape {tuple(idx.shape)}")
+        cfg = self.cfg
+        x = self.wte[idx]                                          # (B, T, E)
+        xt = x.transpose(1, 2)                                     # (B, E, T) for conv1d
+        T = idx.shape[1]
+        z = None
+        if cfg.n_full:
+            # A causal convolution: output t sees t-n_full+1 .. t; kernel tap j is k = n_full-1-j.
+            near = F.pad(xt, (cfg.n_full - 1, 0))
+            if cfg.rank == 0:
+                h = F.conv1d(near, self.full_maps.flip(0).permute(2, 1, 0)).transpose(1, 2)
+            else:
+                u = F.conv1d(near, self.lowrank_in.flip(0).permute(2, 1, 0)).transpose(1, 2)
+                h = u @ self.lowrank_out
+            if cfg.hidden_bias:
+                h = h + self.hidden_bias
+            h = activation(h, cfg.nonlinearity)
+            z = h @ self.proj if hasattr(self, "proj") else h
+        if cfg.n_diag:
+            # Depthwise: tap j is position k = context-1-j; the last n_full outputs look too recent.
+            far = F.pad(xt, (cfg.context - 1, 0))
+            w = self.diag_gains.flip(0).t().unsqueeze(1)           # (E, 1, n_diag)
+            zd = F.conv1d(far, w, groups=cfg.n_embd)[:, :, :T].transpose(1, 2)
+            z = zd if z is None else z + zd
+        if cfg.skip:
+            z = x if z is None else z + x
+        logits = z @ self.wte.t()
+        if cfg.output_bias:
+            logits = logits + self.output_bias
+        return logits
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = self.forward(idx)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 greedy: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Continue (B, T) ids by max_new_tokens: argmax (greedy) or sampled with `generator`.
+
+        Greedy breaks ties by the lowest id (torch.argmax's first maximum).
+        """
+        return decode_loop(self, idx, self.cfg.context, max_new_tokens, temperature, greedy, generator)
+
+
+@torch.no_grad()
+def decode_loop(model: nn.Module, idx: torch.Tensor, window: int, max_new_tokens: int, temperature: float = 1.0,
+                greedy: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Autoregressive continuation for any model mapping (B, T) ids to (B, T, V) logits that
+    needs only the last `window` ids: argmax (first maximum) or a sample drawn with `generator`."""
+    if not greedy and not temperature > 0:
+        raise ValueError(f"temperature must be positive when sampling, got {temperature}")
+    was_training = model.training
+    model.eval()
+    for _ in range(max_new_tokens):
+        logits = model(idx[:, -window:])[:, -1, :]
+        if greedy:
+            nxt = torch.argmax(logits, dim=-1, keepdim=True)
+        else:
+            probs = F.softmax(logits.double() / temperature, dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)
+        idx = torch.cat([idx, nxt], dim=1)
+    model.train(was_training)
+    return idx
+
+
+def activation(h: torch.Tensor, name: str) -> torch.Tensor:
+    if name == "relu":
+        return F.relu(h)
+    if name == "tanh":
+        return torch.tanh(h)
+    return h
+
+
+@torch.no_grad()
+def stream_loss(model: AttoModel, tokens: np.ndarray, chunk: int = 8192) -> float:
+    """Mean nats per character over a whole token stream, every prediction with its full context.
+
+    Predicts tokens[1:] from what precedes each; chunks overlap by the context, so the
+    result equals one pass over the whole stream (the first predictions see fewer characters).
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    if len(tokens) < 2:
+        raise ValueError("need at least 2 tokens to score a prediction")
+    n = model.cfg.context
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        for start in range(0, len(tokens) - 1, chunk):
+            end = min(len(tokens) - 1, start + chunk)
+            lead = min(start, n - 1)                 # previous characters the first prediction needs
+            x = torch.from_numpy(tokens[start - lead:end])[None]
+            y = torch.from_numpy(tokens[start + 1:end + 1])
+            logits = model(x)[0, lead:]
+            total += F.cross_entropy(logits.double(), y, reduction="sum").item()
+    finally:
+        model.train(was_training)
+    return total / (len(tokens) - 1)
+
+
+# -----------------------------------------------------------------------------
+# budget search: configurations whose count is exactly the budget, and which wins
+
+def fill_budget(budget: int, template: AttoConfig, max_diag: int = 8) -> AttoConfig | None:
+    """`template` completed with the n_diag that makes the count exactly `budget`, or None."""
+    base = count_params(replace(template, n_diag=0))
+    remainder = budget - base
+    E = template.n_embd
+    if remainder < 0 or remainder % E or remainder // E > max_diag:
+        return None
+    try:
+        cfg = replace(template, n_diag=remainder // E)
+    except ValueError:  # e.g. no context at all
+        return None
+    return cfg if count_params(cfg) == budget else None
+
+
+def fit_hidden(budget: int, template: AttoConfig, max_diag: int = 8, min_diag: int = 0) -> AttoConfig | None:
+    """The widest hidden layer H for which far-position gains (min_diag..max_diag of them)
+    fill `budget` exactly; None when no H >= 1 fits. H = E means no projection."""
+    if template.n_full == 0:
+        return fill_budget(budget, template, max_diag)
+    E = template.n_embd
+    for H in range(budget // max(1, template.n_full * (template.rank or E)), 0, -1):
+        t = replace(template, n_hidden=0 if H == E else H)
+        if template.rank and H < 1:
+            continue
+        cfg = fill_budget(budget, t, max_diag)
+        if cfg is not None and cfg.n_diag >= min_diag:
+            return cfg
+    return None
+
+
+def shape_candidates(budget: int, widths, fulls, max_diag: int = 8, vocab_size: int = 64) -> dict:
+    """{(E, n_full): config} for the base recipe: relu hidden layer, output bias, H filled.
+
+    n_full = 0 is the linear, parameter-free-mixing family (the current character's
+    embedding plus per-dimension gains for earlier ones), which is all that fits the
+    smallest budgets.
+    """
+    out = {}
+    for E in widths:
+        if vocab_size * E > budget:
+            continue
+        for n_full in fulls:
+            tries = []
+            if n_full:
+                tries = [AttoConfig(vocab_size=vocab_size, n_embd=E, n_full=n_full, nonlinearity="relu",
+                                    output_bias=ob) for ob in (True, False)]
+            else:
+                tries = [AttoConfig(vocab_size=vocab_size, n_embd=E, n_full=0, skip=True, output_bias=ob)
+                         for ob in (True, False)]
+            for t in tries:
+                cfg = fit_hidden(budget, t, max_diag if n_full else 64)
+                if cfg is not None:
+                    out[(E, n_full)] = cfg
+                    break
+    return out
+
+
+def variant_candidates(budget: int, best: AttoConfig, max_diag: int = 8) -> list[AttoConfig]:
+    """Alternatives around the best shape, each refilled to the exact budget: other
+    nonlinearities, a hidden bias, the skip path, low-rank mixing, and a long tail of
+    per-dimension gains (tying across positions) in place of hidden units."""
+    if best.n_full == 0:
+        return []
+    E = best.n_embd
+    base = replace(best, n_hidden=0, n_diag=0)
+    tries = [replace(base, nonlinearity="tanh"), replace(base, nonlinearity="none"),
+             replace(base, hidden_bias=True), replace(base, skip=True),
+             replace(base, rank=max(1, E // 2))]
+    out = []
+    for t in tries:
+        cfg = fit_hidden(budget, t, max(max_diag, 2 * E if t.hidden_bias else max_diag))
+        if cfg is not None and cfg != best:
+            out.append(cfg)
+    tail = fit_hidden(budget, base, max_diag=64, min_diag=24)
+    if tail is not None and tail != best:
+        out.append(tail)
+    return out
+
+
+def search_widths(budget: int, all_widths=(1, 2, 4, 8, 16, 32, 64), n_widths: int = 3,
+                  vocab_size: int = 64) -> tuple:
+    """The n_widths largest widths whose embedding takes at most half the budget, plus the
+    width whose embedding is the whole budget when nothing else fits (the 64-parameter model)."""
+    half = [E for E in all_widths if vocab_size * E * 2 <= budget]
+    if half:
+        return tuple(half[-n_widths:])
+    return tuple(E for E in all_widths if vocab_size * E <= budget)[-1:]
+
+
+@dataclass
+class SearchResult:
+    budget: int
+    shape_losses: dict            # (E, n_full) -> validation loss (nats/char) of the base recipe
+    shape_configs: dict           # (E, n_full) -> AttoConfig
+    variant_losses: list          # [(AttoConfig, loss)] around the best shape
+    best: AttoConfig
+    best_loss: float
+    seconds: float
+
+
+def train_recipe(model: nn.Module, train_tokens, val_tokens, *, steps: int, batch_size: int, seq_len: int,
+                 lr: float, seed: int, progress_desc: str = ""):
+    """The chapter's one training recipe, through the shared trainer: AdamW, 5 % linear
+    warmup then cosine down to lr/20, batches drawn from `seed`. Returns the TrainResult.
+    `val_tokens` only feeds the trainer's own end-of-run loss; callers score separately."""
+    from ..train import TrainConfig, train
+    tc = TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, schedule="cosine",
+                     warmup_steps=max(1, steps // 20), min_lr=lr / 20, seed=seed,
+                     log_every=max(1, steps // 20))
+    return train(model, train_tokens, val_tokens, tc, progress_desc=progress_desc)
+
+
+def train_atto(cfg: AttoConfig, train_tokens, val_tokens, *, steps: int, batch_size: int, seq_len: int,
+               lr: float, seed: int, progress_desc: str = ""):
+    """A fresh AttoModel(cfg), initialised from torch.manual_seed(seed), trained by train_recipe.
+    Returns (model, TrainResult)."""
+    torch.manual_seed(seed)
+    model = AttoModel(cfg)
+    result = train_recipe(model, train_tokens, val_tokens, steps=steps, batch_size=batch_size,
+                          seq_len=seq_len, lr=lr, seed=seed, progress_desc=progress_desc)
+    return model, result
+
+
+def search_budget(budget: int, train_tokens, val_tokens, *, widths=None, n_widths: int = 2,
+                  fulls=(2, 4, 8), variants: bool = True, steps: int = 150, batch_size: int = 16,
+                  seq_len: int = 128, lr: float = 3e-2, seed: int = 0, max_diag: int = 8,
+                  vocab_size: int = 64, log=None) -> SearchResult:
+    """Pick the configuration for `budget` by short training runs scored on `val_tokens`.
+
+    1. Shape: for each width E (given, or the n_widths largest whose embedding takes at
+       most half the budget) and each n_full in `fulls`, the base recipe (relu hidden layer
+       as wide as fits, output bias, far-position gains filling the rest exactly), plus the
+       linear family (n_full = 0: skip path and gains only) at the largest width.
+    2. Variants around the best shape (variant_candidates), when `variants`.
+    Each candidate trains `steps` steps (train_atto, same seed); the lowest stream_loss on
+    val_tokens wins. Every candidate has exactly `budget` parameters.
+    """
+    import time
+    t0 = time.perf_counter()
+    val_score = np.asarray(val_tokens)
+    trainer_val = val_score[: seq_len * 2 + 1]
+
+    def score(cfg, tag):
+        model, _ = train_atto(cfg, train_tokens, trainer_val, steps=steps, batch_size=batch_size,
+                              seq_len=seq_len, lr=lr, seed=seed, progress_desc=f"atto-{budget} {tag}")
+        loss = stream_loss(model, val_score)
+        if log:
+            log(f"atto-{budget} {tag:8s} {cfg.describe():75s} {loss:.4f}")
+        return loss
+
+    widths = tuple(widths or search_widths(budget, n_widths=n_widths, vocab_size=vocab_size))
+    shapes = shape_candidates(budget, widths, tuple(fulls), max_diag, vocab_size)
+    shapes.update(shape_candidates(budget, widths[-1:], (0,), max_diag, vocab_size))
+    if not shapes:
+        raise ValueError(f"no configuration of the search space has exactly {budget} parameters")
+    shape_losses = {key: score(cfg, "shape") for key, cfg in shapes.items()}
+    best_key = min(shape_losses, key=shape_losses.get)
+    best, best_loss = shapes[best_key], shape_losses[best_key]
+    variant_losses = []
+    for cfg in (variant_candidates(budget, best, max_diag) if variants else []):
+        loss = score(cfg, "variant")
+        variant_losses.append((cfg, loss))
+        if loss < best_loss:
+            best, best_loss = cfg, loss
+    return SearchResult(budget, shape_losses, shapes, variant_losses, best, best_loss,
+                        time.perf_counter() - t0)
