@@ -147,6 +147,7 @@ def build_image(core: str, blob=None, app: str = "engine", opt: str = "-Os",
     if app not in ("engine", "selftest"):
         raise ValueError(f"app must be 'engine' or 'selftest', got {app!r}")
     data = _blob_bytes(blob)
+    blob_format = "atome01" if data[:7] == formats.ATOME01_MAGIC else "atmb"
     key = hashlib.sha256(data).hexdigest()[:16]
     out = BUILD_DIR / f"{app}-{core}-{opt.lstrip('-')}-{stack_size:x}-{key}"
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
@@ -157,7 +158,7 @@ def build_image(core: str, blob=None, app: str = "engine", opt: str = "-Os",
         if not blob_file.is_file() or blob_file.read_bytes() != data:
             blob_file.write_bytes(data)
         cmd = ["make", "-s", "-C", str(FIRMWARE_DIR), f"CORE={core}", f"APP={app}", f"OPT={opt}",
-               f"BLOB={blob_file}", f"OUT={out}", f"STACK_SIZE={stack_size:#x}"]
+               f"BLOB={blob_file}", f"FORMAT={blob_format}", f"OUT={out}", f"STACK_SIZE={stack_size:#x}"]
         run = subprocess.run(cmd, capture_output=True, text=True)
     elf = out / "image.elf"
     if run.returncode != 0 or not elf.is_file():

@@ -3,7 +3,8 @@
  * Command line (semihosting; the first word is the image's name):
  *   path=f32|i8  window=N  new=N  logits=crc|full  prompt=HEX  [config=V,D,L,H,K,C]
  * prompt: the tokens, four hex digits each. config: vocab, d_model, n_layers,
- * d_head, top_k, kernel of an ATOME01 blob (ATMB blobs carry their own).
+ * d_head, top_k, kernel of an ATOME01 blob (ATMB blobs carry their own); an image
+ * is built for one format (FIRMWARE_ATOME01) and links only that loader.
  *
  * It feeds the prompt, then its own greedy choices, one atome_step at a time, and
  * prints one line per step that the host checks against the Python reference:
@@ -15,6 +16,10 @@
 #include "board.h"
 
 #include <string.h>
+
+#ifndef FIRMWARE_ATOME01
+#define FIRMWARE_ATOME01 0 /* 1: the blob is ATOME01 (the Makefile's FORMAT=atome01) */
+#endif
 
 extern const uint8_t flash_blob[], flash_blob_end[];
 
@@ -74,11 +79,10 @@ int main(void) {
     const char *path_arg, *prompt;
     size_t blob_len = (size_t)(flash_blob_end - flash_blob), arena_bytes = 0, state_bytes, scratch_bytes;
     uint32_t window, n_new, n_prompt, n_steps, i, token, full_logits;
-    uint8_t *arena = 0;
     void *state_buf, *scratch_buf;
     float *logits;
     uint64_t t0, t1;
-    int path, status, atmb;
+    int path, status;
 
     if (sh_get_cmdline(cmdline, sizeof cmdline) != 0) return fail(EXIT_USAGE, "no command line", -1);
     path_arg = arg("path");
@@ -91,19 +95,11 @@ int main(void) {
         return fail(EXIT_USAGE, "usage: path=f32|i8 window=N new=N logits=crc|full prompt=HEX [config=...]", -1);
     path = path_arg[0] == 'i' ? ATOME_PATH_I8 : ATOME_PATH_F32;
 
-    /* load: every check of the blob runs here, on the flash copy */
-    atmb = blob_len >= 4 && memcmp(flash_blob, "ATMB", 4) == 0;
-    t0 = ticks_now();
-    if (atmb) {
-        atome_config cfg;
-        status = atome_check_blob(flash_blob, blob_len, &cfg, &arena_bytes);
-        if (status == ATOME_OK) {
-            work_next = __work_start;
-            arena = arena_bytes ? take(arena_bytes) : 0;
-            if (arena_bytes && !arena) return fail(EXIT_NO_RAM, "decode arena", -1);
-            status = atome_load_blob(&model, flash_blob, blob_len, arena, arena_bytes);
-        }
-    } else {
+    /* load: every check of the blob runs here, on the flash copy. An image links one
+     * loader, the one its blob needs (the Makefile's FORMAT). */
+    work_next = __work_start;
+#if FIRMWARE_ATOME01
+    {
         uint32_t dims[6], k;
         const char *c = arg("config");
         for (k = 0; k < 6 && c; k++) {
@@ -113,20 +109,33 @@ int main(void) {
         if (!c) return fail(EXIT_USAGE, "an ATOME01 blob needs config=V,D,L,H,K,C", -1);
         {
             atome_config cfg = {dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]};
+            t0 = ticks_now();
             status = atome_load_atome01(&model, flash_blob, blob_len, &cfg);
         }
     }
+#else
+    {
+        atome_config cfg;
+        uint8_t *arena = 0;
+        t0 = ticks_now();
+        status = atome_check_blob(flash_blob, blob_len, &cfg, &arena_bytes);
+        if (status == ATOME_OK) {
+            arena = arena_bytes ? take(arena_bytes) : 0;
+            if (arena_bytes && !arena) return fail(EXIT_NO_RAM, "decode arena", -1);
+            status = atome_load_blob(&model, flash_blob, blob_len, arena, arena_bytes);
+        }
+    }
+#endif
     t1 = ticks_now();
     sh_puts("LOAD format=");
-    sh_puts(atmb ? "ATMB" : "ATOME01");
+    sh_puts(FIRMWARE_ATOME01 ? "ATOME01" : "ATMB");
     put_field("bytes", (uint32_t)blob_len);
-    sh_puts(" at=");
+    sh_puts(" at=0x");
     sh_put_hex32((uint32_t)(uintptr_t)flash_blob);
     put_field("ticks", (uint32_t)(t1 - t0));
     sh_puts("\n");
     if (status != ATOME_OK) return fail(EXIT_ENGINE, "load", status);
 
-    if (!atmb) work_next = __work_start;
     state_bytes = atome_state_bytes(&model.cfg, window);
     scratch_bytes = atome_scratch_bytes(&model.cfg, window);
     state_buf = take(state_bytes);

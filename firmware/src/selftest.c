@@ -53,9 +53,9 @@ int main(void) {
         t1 = ticks_now();
         sh_puts("CRC bytes=");
         sh_put_u32((uint32_t)n);
-        sh_puts(" at=");
+        sh_puts(" at=0x");
         sh_put_hex32((uint32_t)(uintptr_t)flash_blob);
-        sh_puts(" crc32=");
+        sh_puts(" crc32=0x");
         sh_put_hex32(crc);
         sh_puts(" ticks=");
         sh_put_u32((uint32_t)(t1 - t0));
