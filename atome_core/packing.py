@@ -113,7 +113,9 @@ def _check_length(codec: Codec, data: np.ndarray, n: int):
 
 # -- 2 bits per trit (ATOME01) ------------------------------------------------
 
-_TWO_BIT_DECODE = np.array([0, 1, 2, -1], dtype=np.int8)  # code 2 (binary 10) is invalid
+_TWO_BIT_CODES = (np.arange(256)[:, None] >> np.array([0, 2, 4, 6])) & 3  # (256, 4) codes per byte
+_TWO_BIT_DECODE = np.array([0, 1, 0, -1], dtype=np.int8)[_TWO_BIT_CODES]   # byte -> 4 trits
+_TWO_BIT_INVALID = (_TWO_BIT_CODES == 2).any(axis=1)                        # holds the unused code 10
 
 
 class TwoBitCodec(Codec):
@@ -138,17 +140,13 @@ class TwoBitCodec(Codec):
         raw = _as_bytes(data)
         _check_length(self, raw, n)
         step = max(1, chunk_trits // 4)
+        if _TWO_BIT_INVALID[raw].any():
+            raise CodecError("2bit: invalid code 10")
+        if n % 4 and raw[-1] >> (2 * (n % 4)):
+            raise CodecError("2bit: nonzero padding after the last trit")
         for start in range(0, raw.size, step):
-            block = raw[start:start + step]
-            codes = (block[:, None] >> np.array([0, 2, 4, 6], np.uint8)) & 3
-            codes = codes.reshape(-1)
-            if (codes == 2).any():
-                raise CodecError("2bit: invalid code 10")
-            trits = _TWO_BIT_DECODE[codes]
-            keep = min(trits.size, n - 4 * start)
-            if codes[keep:].any():
-                raise CodecError("2bit: nonzero padding after the last trit")
-            yield trits[:keep]
+            trits = _TWO_BIT_DECODE[raw[start:start + step]].reshape(-1)
+            yield trits[:min(trits.size, n - 4 * start)]
 
 
 # -- 5 trits per byte (ATOME02) -----------------------------------------------
