@@ -47,6 +47,16 @@ def cmd_qemu(args) -> int:
     return firmware.cli_qemu(args)
 
 
+def cmd_lm_eval(args) -> int:
+    try:
+        from . import lm_eval_adapter
+    except ImportError as e:
+        print(f"atome lm-eval: error: lm-evaluation-harness is not installed ({e}); "
+              f"pip install 'atome-core[eval]'", file=sys.stderr)
+        return 2
+    return lm_eval_adapter.main(args.rest)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="atome", description="atome: tiny language models, "
                                      "ternary weights, C engine and firmware; the book's tools.")
@@ -120,6 +130,12 @@ def main(argv=None) -> int:
                    "with the Python reference; exit 1 on any difference")
     p.add_argument("--timeout", type=float, default=300, help="kill QEMU after this many seconds")
     p.set_defaults(func=cmd_qemu)
+
+    p = sub.add_parser("lm-eval", add_help=False,
+                       help="EleutherAI lm-evaluation-harness with `--model atome` registered "
+                            "(all arguments go to lm_eval)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_lm_eval)
 
     args = parser.parse_args(argv)
     return args.func(args)
