@@ -58,6 +58,9 @@ def cmd_lm_eval(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lm-eval"]:      # everything after it, --help included, belongs to lm_eval
+        return cmd_lm_eval(argparse.Namespace(rest=argv[1:]))
     parser = argparse.ArgumentParser(prog="atome", description="atome: tiny language models, "
                                      "ternary weights, C engine and firmware; the book's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
