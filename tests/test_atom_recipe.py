@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from atome_core.atom import atom_config
+from atome_core.curriculum import Curriculum
+from atome_core.models.modern import ModernLM
+
+
+def test_atom_3_4m_has_exactly_the_published_parameter_count():
+    model = ModernLM(atom_config())
+    assert model.num_params() == 3_412_800
+    assert model.cfg.d_model // model.cfg.n_heads == 64   # head dimension of the recipe
+
+
+def make():
+    return Curriculum(corpora={"a": np.zeros(1000, np.int64), "b": np.ones(1000, np.int64)},
+                      schedule=[(0.0, {"a": 1.0}), (0.5, {"a": 1.0, "b": 1.0}), (1.0, {"b": 1.0})])
+
+
+def test_schedule_interpolates_and_holds():
+    c = make()
+    assert c.weights_at(1, 101) == {"a": 1.0, "b": 0.0}
+    w = c.weights_at(26, 101)          # t = 0.25: halfway from (1, 0) to (1, 1) -> (1, 0.5)
+    assert w["a"] == pytest.approx(2 / 3) and w["b"] == pytest.approx(1 / 3)
+    assert c.weights_at(51, 101) == {"a": 0.5, "b": 0.5}
+    assert c.weights_at(101, 101) == {"a": 0.0, "b": 1.0}
+
+
+def test_batches_follow_the_weights_and_the_seed():
+    c = make()
+    x, y = c.batch(1, 101, 64, 8, np.random.default_rng(0))
+    assert x.shape == (64, 8) and (x == 0).all()                 # only corpus a at the start
+    x, _ = c.batch(101, 101, 64, 8, np.random.default_rng(0))
+    assert (x == 1).all()
+    x1, _ = c.batch(51, 101, 256, 8, np.random.default_rng(1))
+    x2, _ = c.batch(51, 101, 256, 8, np.random.default_rng(1))
+    assert np.array_equal(x1, x2) and 0.35 < float((x1[:, 0] == 1).float().mean()) < 0.65
+
+
+def test_bad_curricula_are_rejected():
+    with pytest.raises(ValueError, match="unknown corpora"):
+        Curriculum({"a": np.zeros(10)}, [(0.0, {"z": 1.0})])
+    with pytest.raises(ValueError, match="increase"):
+        Curriculum({"a": np.zeros(10)}, [(0.5, {"a": 1.0}), (0.1, {"a": 1.0})])
+    with pytest.raises(ValueError, match="not all zero"):
+        Curriculum({"a": np.zeros(10)}, [(0.0, {"a": 0.0})])
