@@ -44,3 +44,26 @@ def test_bad_curricula_are_rejected():
         Curriculum({"a": np.zeros(10)}, [(0.5, {"a": 1.0}), (0.1, {"a": 1.0})])
     with pytest.raises(ValueError, match="not all zero"):
         Curriculum({"a": np.zeros(10)}, [(0.0, {"a": 0.0})])
+
+
+def test_bits_per_byte_is_tokenizer_fair():
+    import math
+    import torch
+    from atome_core.atom import text_bits_per_byte
+    from atome_core.tokenizer import BPETokenizer, ByteTokenizer
+
+    class Uniform(torch.nn.Module):          # the same probability for every token
+        def __init__(self, vocab):
+            super().__init__()
+            self.vocab = vocab
+
+        def forward(self, idx):
+            return torch.zeros(*idx.shape, self.vocab)
+
+    text = "to be or not to be, that is the question " * 40
+    assert text_bits_per_byte(Uniform(256), ByteTokenizer(), text, 32) == pytest.approx(8.0)
+    bpe = BPETokenizer.train([text], vocab_size=300)
+    # uniform over 300 tokens: log2(300) bits per token, spread over the bytes each token spells
+    tokens = bpe.encode(text)
+    bpb = text_bits_per_byte(Uniform(300), bpe, text, 16)
+    assert bpb < 8.0 and bpb == pytest.approx(math.log2(300) * len(tokens) / len(text.encode()), rel=0.2)
