@@ -13,6 +13,7 @@ import torch
 
 from atome_core.models import checkpoints as C
 from atome_core.paths import shared_interop_dir
+from atome_core.quant import ternarize
 from atome_core.train import evaluate_loss, torch_threads
 
 INTEROP = shared_interop_dir()
@@ -106,3 +107,23 @@ def test_refuses_unsafe_or_wrong_files(tmp_path, verified):
     # the vanilla weights do not fit the routed class
     with pytest.raises(C.CheckpointError):
         C.load_routed_pt(verified["vanilla_1m_v1.pt"], verify=False)
+
+
+def test_blob_import_uses_the_blobs_trits_and_scales(routed_model):
+    from atome_core import formats
+    from atome_core.quant import export_trits
+    path = INTEROP / "atome_944k.bin"
+    assert C.sha256_file(path) == readme_sha256()["atome_944k.bin"]
+    blob_model = C.load_routed_blob(path)
+    stored = formats.read_atome01(path.read_bytes(), blob_model.cfg)
+    for name, (trits, scale) in export_trits(blob_model).items():
+        assert np.array_equal(trits.numpy(), stored[name + ".weight"]), name
+        assert scale.numpy().view(np.uint32) == stored[name + ".weight.scale"].view(np.uint32), name
+    # the .pt's shadow weights give the same model up to the last bit of a scale (the
+    # float32 absmean depends on the reduction order, hence on the thread count)
+    x = torch.arange(60)[None] * 7 % 256
+    with torch.no_grad():
+        assert torch.allclose(routed_model[0](x), blob_model(x), atol=1e-4)
+    ref = json.loads((INTEROP / "reference_generations.json").read_text())["cases"][0]
+    out = blob_model.generate(torch.tensor([list(b"Once")]), len(ref["generated_byte_ids"]))
+    assert out[0, 4:].tolist() == ref["generated_byte_ids"]

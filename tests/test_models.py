@@ -274,3 +274,19 @@ def test_sample_next():
     for bad in (dict(temperature=-1.0), dict(temperature=1.0, top_k=0), dict(temperature=1.0, top_p=0.0)):
         with pytest.raises(ValueError):
             S.sample_next(logits, **bad)
+
+
+def test_shadow_weights_reproduce_trits_and_scale():
+    """Importing a blob: FP32 weights that ternarise to given (trits, scale) bit for bit."""
+    from atome_core.models.checkpoints import CheckpointError, shadow_from_trits
+    from atome_core.quant import ternarize
+    g = torch.Generator().manual_seed(0)
+    for shape in [(3, 8), (16, 33), (64, 1, 5), (300, 40)]:
+        for _ in range(3):
+            # a scale that some FP32 tensor really has (not every float is a float32 mean)
+            trits, alpha = ternarize(torch.randn(shape, generator=g) * torch.rand((), generator=g))
+            w = shadow_from_trits(trits, alpha)
+            got_trits, got_alpha = ternarize(w)
+            assert torch.equal(got_trits, trits) and got_alpha.view(torch.int32) == alpha.view(torch.int32)
+    with pytest.raises(CheckpointError, match="all-zero"):
+        shadow_from_trits(torch.zeros(5), torch.tensor(0.1))

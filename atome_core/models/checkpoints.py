@@ -115,3 +115,88 @@ def load_vanilla_pt(path=None, verify: bool = True):
                                                "max_seq"), path))
     model = _load_strict(VanillaGPT(cfg), ckpt["state_dict"], path)
     return model, {k: v for k, v in ckpt.items() if k != "state_dict"}
+
+
+# -----------------------------------------------------------------------------
+# ATOME01 blob (trits and scales) -> the training class
+
+def shadow_from_trits(trits: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """FP32 weights W whose ternarisation (atome_core.quant.ternarize) is exactly (trits, alpha).
+
+    (W = trits * alpha would not do: its absmean is alpha times the fraction of non-zero
+    trits.) W = trits * c with c = alpha / fraction, rescaled until the float32 mean
+    agrees; any last-ulp difference is absorbed by one element's magnitude, found by
+    bisection over its float32 bit patterns (every representable value is a candidate).
+    Elements spread over the tensor sit in different partial sums of the reduction, so
+    if one cannot hit alpha exactly the next is tried. Magnitudes stay above alpha / 2
+    (and trits are clamped above), so no trit changes.
+    """
+    from ..quant import ternarize
+    trits, alpha = trits.float(), alpha.float().reshape(())
+    nonzero = (trits != 0).reshape(-1)
+    if not nonzero.any():
+        raise CheckpointError("an all-zero trit tensor has no shadow weights with a given scale")
+    base = (trits * (alpha / nonzero.float().mean())).reshape(-1)
+    for _ in range(4):
+        base = base * float(alpha.double() / ternarize(base.view_as(trits))[1].double())
+
+    def exact(w) -> bool:
+        got_trits, got_alpha = ternarize(w.view_as(trits))
+        return bool(got_alpha == alpha) and torch.equal(got_trits, trits)
+
+    if exact(base):
+        return base.view_as(trits).clone()
+
+    def to_bits(x: float) -> int:
+        return int(torch.tensor([x], dtype=torch.float32).view(torch.int32)[0])
+
+    def scale_with(w, i, bits) -> torch.Tensor:
+        w[i] = torch.sign(base[i]) * torch.tensor([bits], dtype=torch.int32).view(torch.float32)[0]
+        return ternarize(w.view_as(trits))[1]
+
+    c = base.abs().max().item()
+    candidates = nonzero.nonzero()[:, 0]
+    for i in candidates[torch.linspace(0, len(candidates) - 1, min(64, len(candidates))).long()].tolist():
+        w = base.clone()
+        lo, hi = to_bits(max(0.51 * alpha.item(), 0.9 * c)), to_bits(1.1 * c)
+        if not scale_with(w, i, lo) <= alpha <= scale_with(w, i, hi):
+            continue
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if scale_with(w, i, mid) < alpha:
+                lo = mid
+            else:
+                hi = mid
+        for bits in (lo, hi):
+            scale_with(w, i, bits)
+            if exact(w):
+                return w.view_as(trits).clone()
+    raise CheckpointError(f"no FP32 weights ternarise to scale {alpha.item()!r} exactly")
+
+
+def load_routed_blob(path=None, config=None, verify: bool = True):
+    """An ATOME01 blob (read by atome_core.formats) -> RoutedLM whose forward uses exactly
+    the blob's trits and scales.
+
+    Default: the published atome_944k.bin (sha256 checked) with its 944K config. For any
+    other blob give `path` and its RoutedConfig: the layout has no header, so the
+    reader checks the size against the config.
+    """
+    from .. import formats
+    from .routed import RoutedConfig, RoutedLM
+    if config is None:
+        path = published_path("atome_944k.bin", path, verify)
+        config = RoutedConfig(d_model=256, n_layers=8, d_head=64, top_k=4, kernel_size=5)
+    elif path is None:
+        raise CheckpointError("a blob with a given config needs its path")
+    try:
+        tensors = formats.read_atome01(Path(path).read_bytes(), config)
+    except (formats.BlobError, OSError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    state = {}
+    for name in formats.trit_weight_names(config):
+        state[name] = shadow_from_trits(torch.from_numpy(tensors[name].astype("float32")),
+                                        torch.from_numpy(tensors[formats.scale_key(name)]))
+    for name in formats.vector_names(config):
+        state[name] = torch.from_numpy(tensors[name].copy())
+    return _load_strict(RoutedLM(config), state, path)
