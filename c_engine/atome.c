@@ -463,15 +463,20 @@ int atome_step(atome_state *s, uint32_t token, float *logits) {
     return ATOME_OK;
 }
 
-int atome_forward(atome_state *s, const uint32_t *tokens, size_t n, float *logits) {
+int atome_run(atome_state *s, const uint32_t *tokens, size_t n, float *logits) {
     size_t t;
     if (!s || !s->model || !tokens || n == 0) return ATOME_ERR_BAD_ARGUMENT;
-    atome_reset(s);
     for (t = 0; t < n; t++) {
         int status = atome_step(s, tokens[t], logits);
         if (status != ATOME_OK) return status;
     }
     return ATOME_OK;
+}
+
+int atome_forward(atome_state *s, const uint32_t *tokens, size_t n, float *logits) {
+    if (!s || !s->model || !tokens || n == 0) return ATOME_ERR_BAD_ARGUMENT;
+    atome_reset(s);
+    return atome_run(s, tokens, n, logits);
 }
 
 /* ---------------------------------------------------------------------------------

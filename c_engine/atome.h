@@ -144,6 +144,9 @@ void atome_reset(atome_state *s);
 /* One token in, the next token's logits out (vocab floats): incremental decode. */
 int atome_step(atome_state *s, uint32_t token, float *logits);
 
+/* Several tokens in a row (a prompt), from the current state; the logits after the last. */
+int atome_run(atome_state *s, const uint32_t *tokens, size_t n, float *logits);
+
 /* Full-prefix recompute: reset, then run every token; the logits after the last. */
 int atome_forward(atome_state *s, const uint32_t *tokens, size_t n, float *logits);
 

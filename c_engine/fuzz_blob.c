@@ -6,6 +6,8 @@
  *              blob = "ATOME01" + input[7..]; with bit 1 set the blob is cut or
  *              zero-padded to the size the config implies, so the decoder is reached.
  *   bits 2..4: attention window - 1;  bit 5: the 8-bit path.
+ *   ATMB only: bit 6 writes the true length into the header's file_size, bit 7 a
+ *   correct CRC at the end, so mutations get past those checks to the ones behind.
  * After a successful load, up to 8 steps on token ids taken from the input's tail (mod vocab).
  * The harness may allocate (the engine never does).
  */
@@ -48,13 +50,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mode = data[0];
     if (!(mode & 1)) {
         atome_config cfg;
-        size_t arena_bytes = 0;
-        uint8_t *arena;
-        if (atome_check_blob(data + 1, size - 1, &cfg, &arena_bytes) != ATOME_OK) return 0;
-        arena = malloc(arena_bytes ? arena_bytes : 1);
-        if (arena && atome_load_blob(&m, data + 1, size - 1, arena, arena_bytes) == ATOME_OK)
-            run_steps(&m, data, size, mode);
+        size_t arena_bytes = 0, len = size - 1;
+        uint8_t *arena = NULL, *blob = malloc(len ? len : 1);
+        if (!blob) return 0;
+        memcpy(blob, data + 1, len);
+        if ((mode & 64) && len >= 12) {
+            blob[8] = (uint8_t)len; blob[9] = (uint8_t)(len >> 8);
+            blob[10] = (uint8_t)(len >> 16); blob[11] = (uint8_t)(len >> 24);
+        }
+        if ((mode & 128) && len >= 8) {
+            uint32_t crc = atome_crc32(blob, len - 4);
+            blob[len - 4] = (uint8_t)crc; blob[len - 3] = (uint8_t)(crc >> 8);
+            blob[len - 2] = (uint8_t)(crc >> 16); blob[len - 1] = (uint8_t)(crc >> 24);
+        }
+        if (atome_check_blob(blob, len, &cfg, &arena_bytes) == ATOME_OK) {
+            arena = malloc(arena_bytes ? arena_bytes : 1);
+            if (arena && atome_load_blob(&m, blob, len, arena, arena_bytes) == ATOME_OK)
+                run_steps(&m, data, size, mode);
+        }
         free(arena);
+        free(blob);
     } else if (size >= 7) {
         atome_config cfg;
         size_t want, have = size - 7, len;
