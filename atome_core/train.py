@@ -343,3 +343,64 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
     return TrainResult(history=history, final_val_loss=final_val,
                        tokens_per_second=trained_tokens / max(run_seconds, 1e-9),
                        model=model, train_seconds=state["train_seconds"], resumed_from_step=resumed_from)
+
+
+# -----------------------------------------------------------------------------
+# many runs, optionally in parallel processes
+
+@dataclass
+class TrainJob:
+    """One training run, described by data only so it can run in another process."""
+    name: str
+    model_class: type                  # e.g. atome_core.models.routed.RoutedLM
+    model_config: object               # its config dataclass
+    train_tokens: np.ndarray
+    val_tokens: np.ndarray
+    cfg: TrainConfig
+    init_seed: int = 0                 # torch seed for the model's initialisation
+    threads: int = 1                   # intra-op threads; fixed so results do not depend on workers
+
+
+@dataclass
+class JobResult:
+    name: str
+    history: list
+    final_val_loss: float
+    tokens_per_second: float
+    train_seconds: float
+    num_params: int
+    state_dict: dict                   # name -> numpy array (portable between processes)
+
+
+def run_job(job: TrainJob) -> JobResult:
+    with torch_threads(job.threads):
+        torch.manual_seed(job.init_seed)
+        model = job.model_class(job.model_config)
+        r = train(model, job.train_tokens, job.val_tokens, job.cfg, progress_desc=job.name)
+    return JobResult(name=job.name, history=r.history, final_val_loss=r.final_val_loss,
+                     tokens_per_second=r.tokens_per_second, train_seconds=r.train_seconds,
+                     num_params=sum(p.numel() for p in model.parameters()),
+                     state_dict={k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+
+
+def run_jobs(jobs: list, workers: int = 1) -> list:
+    """Run every job; results in the order of `jobs`. workers > 1: that many spawned
+    processes (each job single-threaded by default), for the many small runs of a chapter.
+    A job's result does not depend on where it ran: its seeds and thread count are its own."""
+    from .progress import progress as bar
+    if workers <= 1 or len(jobs) <= 1:
+        return [run_job(job) for job in bar(jobs, desc="training runs", unit="run")]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    # spawn, not fork: a forked child would inherit the parent's OpenMP thread state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_job, job) for job in jobs]
+        for _ in bar(as_completed(futures), total=len(futures), desc="training runs", unit="run"):
+            pass
+        return [f.result() for f in futures]
+
+
+def load_state(model, state_dict: dict):
+    """Load a JobResult's numpy state_dict into a model; returns the model in eval mode."""
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()})
+    return model.eval()

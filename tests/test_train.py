@@ -184,3 +184,19 @@ def test_nan_loss_is_an_error():
     torch.manual_seed(0)
     with pytest.raises(FloatingPointError):
         T.train(Broken(), tokens[:400], tokens[400:], cfg)
+
+
+def test_jobs_give_the_same_results_in_parallel_processes():
+    tokens = make_tokens(3000, 64)
+    cfg = T.TrainConfig(steps=6, batch_size=4, seq_len=16, lr=3e-3, log_every=2)
+    jobs = [T.TrainJob(f"run{i}", TinyLM, 64, tokens[:2700], tokens[2700:], cfg, init_seed=i) for i in range(2)]
+    serial = T.run_jobs(jobs, workers=1)
+    parallel = T.run_jobs(jobs, workers=2)
+    for a, b in zip(serial, parallel):
+        assert a.name == b.name
+        assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+        assert a.final_val_loss == b.final_val_loss
+        assert all(np.array_equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert serial[0].final_val_loss != serial[1].final_val_loss   # the init seed matters
+    model = T.load_state(TinyLM(64), serial[0].state_dict)
+    assert T.evaluate_loss(model, tokens[2700:], 16, batch_size=4) == serial[0].final_val_loss
