@@ -485,3 +485,15 @@ def test_report_helpers_add_up():
     rows = F.tensor_report(t, TINY)
     assert [r["name"] for r in rows] == F.trit_weight_names(TINY)
     assert all(r["bits_2bit"] >= 2.0 and 0 <= r["zero_fraction"] <= 1 for r in rows)
+
+
+def test_cli_inspect_atome01_needs_and_uses_the_config(tmp_path, capsys):
+    import json
+    legacy = tmp_path / "tiny.bin"
+    legacy.write_bytes(F.write_atome01(random_tensors(TINY), TINY))
+    assert atome_main(["inspect", str(legacy)]) == 1  # no preset has this size
+    assert "LegacySizeError" in capsys.readouterr().out
+    cfg = json.dumps({"vocab": 16, "d_model": 8, "n_layers": 2, "d_head": 4, "top_k": 2, "kernel": 3})
+    assert atome_main(["inspect", str(legacy), "--config", cfg]) == 0
+    text = capsys.readouterr().out
+    assert "ATOME01" in text and "2.0000" in text and "no checksum" in text
