@@ -464,6 +464,21 @@ def engine_object_sizes(image: Image) -> dict:
     return {"text": text, "rodata": rodata}
 
 
+def function_sizes(image: Image, start: str = "__engine_text_start", end: str = "__engine_text_end") -> dict:
+    """{function: bytes} of the code linked between two of the linker script's symbols
+    (default: the engine's .text)."""
+    out = subprocess.run([_tool("nm"), "-S", str(image.elf)], capture_output=True, text=True, check=True).stdout
+    sym = _symbols(image.elf)
+    lo, hi = sym[start], sym[end]
+    sizes = {}
+    for parts in (line.split() for line in out.splitlines()):
+        if len(parts) == 4 and parts[2] in "tT":
+            addr, size = int(parts[0], 16) & ~1, int(parts[1], 16)
+            if lo <= addr < hi:
+                sizes[parts[3]] = sizes.get(parts[3], 0) + size
+    return sizes
+
+
 def ram_usage(run: EngineRun, sizes: dict) -> dict:
     """RAM of a run: static (.data, .bss), the engine's buffers in the work area, the stack peak.
 
@@ -479,6 +494,59 @@ def ram_usage(run: EngineRun, sizes: dict) -> dict:
             "engine_ram": engine_buffers + views + stack + sizes["data"],
             "harness_ram": sizes["bss"] - views,
             "total_ram": sizes["data"] + sizes["bss"] + r["work_used"] + stack}
+
+
+# -- where the instructions go ---------------------------------------------------------------------------------
+
+def _function_instructions(image: Image, args: str, timeout: float) -> dict:
+    """{function: guest instructions} of a whole run, from QEMU's log of every
+    translation block it executes (-d in_asm,exec,nochain): about 10 bytes of log per
+    instruction, so only for short runs."""
+    import collections
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "qemu.log"
+        cmd = qemu_command(image, args) + ["-d", "in_asm,exec,nochain", "-D", str(log)]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, errors="replace")
+        except subprocess.TimeoutExpired:
+            raise FirmwareError(f"profiling run on {image.core} timed out after {timeout} s") from None
+        if p.returncode != 0:
+            raise FirmwareError(f"profiling run on {image.core} ended with {EXIT_NAMES.get(p.returncode)}")
+        block_len, executed = {}, collections.Counter()
+        start = n = None
+        with open(log, errors="replace") as f:
+            for line in f:
+                if line.startswith("0x") and ":" in line[:12]:       # an instruction of a new block
+                    if start is None:
+                        start = int(line[2:10], 16)
+                        n = 0
+                    n += 1
+                    block_len[start] = n
+                elif line.startswith("Trace "):                      # one execution of a block
+                    pc = int(line.split("[", 1)[1].split("/")[1], 16)
+                    executed[(pc, line.rsplit(" ", 1)[-1].strip())] += 1
+                    start = None
+                elif line.startswith("IN:"):
+                    start = None
+    per_function = collections.Counter()
+    for (pc, name), count in executed.items():
+        per_function[name] += count * block_len.get(pc, 0)
+    return dict(per_function)
+
+
+def step_profile(image: Image, prompt, path: str = "i8", window: int = 128, config=None,
+                 timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+    """{function: guest instructions} of the last prompt token's atome_step + atome_argmax:
+    the run over the whole prompt minus the run without its last token (reset, load,
+    earlier steps cancel out; the few instructions printing one step line remain)."""
+    ids = list(prompt)
+    if len(ids) < 2:
+        raise ValueError("step_profile needs a prompt of at least 2 tokens")
+    longer = _function_instructions(image, engine_args(ids, 1, path, window, False, config), timeout)
+    shorter = _function_instructions(image, engine_args(ids[:-1], 1, path, window, False, config), timeout)
+    diff = {k: longer.get(k, 0) - shorter.get(k, 0) for k in set(longer) | set(shorter)}
+    return {k: v for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v}
 
 
 # -- the command line ---------------------------------------------------------------------------------------

@@ -268,7 +268,12 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
     `callback(step, record)`, when given, is called after each logged step (a test
     uses it to simulate a crash). Evaluation uses windows of cfg.seq_len.
     """
-    train_tokens, val_tokens = np.asarray(train_tokens), np.asarray(val_tokens)
+    # train_tokens: a token array, or a data curriculum (atome_core.curriculum) that
+    # draws each batch from a mixture of corpora whose weights move with the step.
+    curriculum = train_tokens if hasattr(train_tokens, "weights_at") else None
+    if curriculum is None:
+        train_tokens = np.asarray(train_tokens)
+    val_tokens = np.asarray(val_tokens)
     device = torch.device(cfg.device)
     model.to(device)
     model.train()
@@ -295,7 +300,10 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
             group["lr"] = lr
         step_loss = 0.0
         for _ in range(cfg.grad_accum):
-            x, y = batches(train_tokens, cfg.batch_size, cfg.seq_len, rng)
+            if curriculum is not None:
+                x, y = curriculum.batch(step, cfg.steps, cfg.batch_size, cfg.seq_len, rng)
+            else:
+                x, y = batches(train_tokens, cfg.batch_size, cfg.seq_len, rng)
             x, y = x.to(device), y.to(device)
             with autocast:
                 loss = model.loss(x, y)
@@ -319,6 +327,8 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
             record = {"step": step, "train_loss": state["loss_sum"] / state["loss_count"], "lr": lr,
                       "tokens_seen": step * tokens_per_step,
                       "elapsed_s": round(state["train_seconds"], 3)}
+            if curriculum is not None:
+                record["mixture"] = curriculum.weights_at(step, cfg.steps)
             state["loss_sum"], state["loss_count"] = 0.0, 0
             if do_eval and not is_last:
                 record["val_loss"] = evaluate_loss(model, val_tokens, cfg.seq_len,
@@ -404,3 +414,34 @@ def load_state(model, state_dict: dict):
     """Load a JobResult's numpy state_dict into a model; returns the model in eval mode."""
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()})
     return model.eval()
+
+
+def benchmark_steps(models: dict, tokens: np.ndarray, batch_size: int, seq_len: int, rounds: int = 30,
+                    warmup: int = 3, threads: int | None = 1, lr: float = 3e-4, seed: int = 0) -> dict:
+    """Training-step time of several models measured in the same run, interleaved.
+
+    Each round runs one full optimizer step (forward, backward, AdamW) of every model in
+    turn, so a slow patch of a shared machine hits all of them alike. Returns, per
+    model name, the median seconds per step and tokens per second (after `warmup` rounds).
+    """
+    rng = np.random.default_rng(seed)
+    steppers = {}
+    for name, model in models.items():
+        model.train()
+        opt = make_optimizer(model, TrainConfig(steps=1, batch_size=batch_size, seq_len=seq_len, lr=lr))
+        steppers[name] = (model, opt)
+    times = {name: [] for name in models}
+    with torch_threads(threads):
+        for _ in progress(range(warmup + rounds), desc="timing steps", unit="round"):
+            x, y = batches(tokens, batch_size, seq_len, rng)
+            for name, (model, opt) in steppers.items():
+                t0 = time.perf_counter()
+                model.loss(x, y).backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                times[name].append(time.perf_counter() - t0)
+    out = {}
+    for name, ts in times.items():
+        median = float(np.median(ts[warmup:]))
+        out[name] = {"seconds_per_step": median, "tokens_per_second": batch_size * seq_len / median}
+    return out

@@ -67,3 +67,21 @@ def test_bits_per_byte_is_tokenizer_fair():
     tokens = bpe.encode(text)
     bpb = text_bits_per_byte(Uniform(300), bpe, text, 16)
     assert bpb < 8.0 and bpb == pytest.approx(math.log2(300) * len(tokens) / len(text.encode()), rel=0.2)
+
+
+def test_trainer_follows_and_logs_the_curriculum():
+    import torch
+    from atome_core.models.modern import ModernConfig, ModernLM
+    from atome_core.train import TrainConfig, train
+    rng = np.random.default_rng(0)
+    c = Curriculum({"low": rng.integers(0, 8, 3000), "high": rng.integers(8, 16, 3000)},
+                   [(0.0, {"low": 1.0}), (1.0, {"high": 1.0})])
+    cfg = TrainConfig(steps=6, batch_size=4, seq_len=8, lr=1e-2, log_every=1, seed=3)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = ModernLM(ModernConfig(vocab_size=16, d_model=12, n_layers=1, n_heads=3, n_kv_heads=1, d_ff=8))
+        runs.append(train(m, c, rng.integers(0, 16, 500), cfg))
+    hist = runs[0].history
+    assert hist[0]["mixture"] == {"low": 1.0, "high": 0.0} and hist[-1]["mixture"] == {"low": 0.0, "high": 1.0}
+    assert [h["train_loss"] for h in hist] == [h["train_loss"] for h in runs[1].history]   # seeded
