@@ -150,6 +150,9 @@ def test_recompute_mode_equals_incremental_decode_within_the_window():
     incremental = eng.run(tokens)
     for n in (1, 4, 10):
         assert E.bits_equal(eng.forward(tokens[:n]), incremental[n - 1])
+    eng.reset()
+    assert E.bits_equal(eng.prefill(tokens[:6]), incremental[5])   # several tokens in one call
+    assert E.bits_equal(eng.prefill(tokens[6:]), incremental[-1])
 
 
 def test_sliding_window_forgets_tokens_beyond_it_but_the_state_does_not():
