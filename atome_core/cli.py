@@ -47,6 +47,11 @@ def cmd_qemu(args) -> int:
     return firmware.cli_qemu(args)
 
 
+def cmd_train(args) -> int:
+    from . import ladder
+    return ladder.cli_train(args)
+
+
 def cmd_lm_eval(args) -> int:
     try:
         from . import lm_eval_adapter
@@ -133,6 +138,28 @@ def main(argv=None) -> int:
                    "with the Python reference; exit 1 on any difference")
     p.add_argument("--timeout", type=float, default=300, help="kill QEMU after this many seconds")
     p.set_defaults(func=cmd_qemu)
+
+    p = sub.add_parser("train", help="train one cell of chapter 5's size ladder (a family at a size, "
+                       "a token budget, a seed) and save the model")
+    # choices spelled out (not imported from atome_core.ladder, which loads torch) so `atome`
+    # starts fast; tests/test_reversal.py checks they equal ladder.FAMILIES/SIZES/RECIPES
+    p.add_argument("--model", required=True, choices=["routed", "vanilla", "modern"], help="model family")
+    p.add_argument("--size", required=True, choices=["15k", "60k", "240k", "944k"],
+                   help="ladder rung (nominal parameters; exact counts in chapter 5)")
+    p.add_argument("--tokens", required=True, type=int, help="training token (byte) budget")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed (default 0)")
+    p.add_argument("--out", required=True, help="model file to write (safetensors); a JSON summary "
+                   "goes beside it as OUT.json")
+    p.add_argument("--recipe", default="cpu", choices=["cpu", "paper"],
+                   help="cpu: short runs on a CPU (default); paper: the kit's 944K recipe "
+                        "(BF16 autocast on CUDA)")
+    p.add_argument("--corpus", default="auto", help="auto (the TinyStories sample in ../shared/interop "
+                   "when present, else shakespeare), shakespeare, alice, moby, tinystories or file")
+    p.add_argument("--corpus-path", default=None, help="the file for --corpus tinystories or file")
+    p.add_argument("--val-bytes", type=int, default=None,
+                   help="score only the first N validation bytes (default: all)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("lm-eval", add_help=False,
                        help="EleutherAI lm-evaluation-harness with `--model atome` registered "
