@@ -481,11 +481,14 @@ int atome_load_atome01(atome_model *m, const uint8_t *blob, size_t len, const at
     /* every code valid, every padding zero (formats.read_atome01 decodes the same) */
     if (check_2bit(m->embed.codes, (size_t)((uint64_t)cfg->vocab * d + 3) / 4, (uint64_t)cfg->vocab * d) ||
         check_2bit(m->unembed.codes, (size_t)((uint64_t)cfg->vocab * d + 3) / 4, (uint64_t)cfg->vocab * d))
-        return ATOME_ERR_CORRUPT_SECTION;
+        goto corrupt;
     for (l = 0; l < cfg->n_layers; l++)
         for (k = 0; k < 5; k++)
             if (check_2bit(blob + block_offsets[k] + 4 + l * block, (size_t)((block_counts[k] + 3) / 4),
                            block_counts[k]))
-                return ATOME_ERR_CORRUPT_SECTION;
+                goto corrupt;
     return ATOME_OK;
+corrupt:
+    memset(m, 0, sizeof *m); /* no half-made view */
+    return ATOME_ERR_CORRUPT_SECTION;
 }
