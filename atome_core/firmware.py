@@ -280,6 +280,7 @@ class EngineRun:
     config: dict = field(default_factory=dict)
     ram: dict = field(default_factory=dict)
     stack: dict = field(default_factory=dict)
+    check: dict = field(default_factory=dict)   # the firmware's own check of expected CRCs
     errors: list = field(default_factory=list)
 
     @property
@@ -296,9 +297,12 @@ def expected_steps(n_prompt: int, n_new: int) -> int:
     return n_prompt + max(n_new, 1) - 1
 
 
-def engine_args(prompt_ids, n_new: int, path: str, window: int, full_logits: bool, config=None) -> str:
+def engine_args(prompt_ids, n_new: int, path: str, window: int, full_logits: bool, config=None,
+                expect_crcs=None) -> str:
     words = [f"path={path}", f"window={window}", f"new={n_new}", f"logits={'full' if full_logits else 'crc'}",
              "prompt=" + "".join(f"{t:04x}" for t in prompt_ids)]
+    if expect_crcs is not None:
+        words.append("expect=" + "".join(f"{c:08x}" for c in expect_crcs))
     if config is not None:
         c = formats.as_config(config)
         words.append(f"config={c.vocab},{c.d_model},{c.n_layers},{c.d_head},{c.top_k},{c.kernel}")
@@ -323,14 +327,20 @@ def parse_engine_run(run: QemuRun, core: str, path: str, window: int, prompt, n_
             r.ram = fields(line)
         elif tag == "STACK":
             r.stack = fields(line)
-        elif tag in ("ERROR", "FAULT"):
+        elif tag == "CHECK":
+            r.check = fields(line)
+        elif tag in ("ERROR", "FAULT", "MISMATCH"):
             r.errors.append(line)
     return r
 
 
 def run_engine(image: Image, prompt, n_new: int, path: str = "i8", window: int = 128,
-               full_logits: bool = True, config=None, timeout: float = DEFAULT_TIMEOUT_S) -> EngineRun:
-    """Run the engine image on a prompt (text, bytes or token ids) and parse what it printed."""
+               full_logits: bool = True, config=None, timeout: float = DEFAULT_TIMEOUT_S,
+               expect_crcs=None) -> EngineRun:
+    """Run the engine image on a prompt (text, bytes or token ids) and parse what it printed.
+
+    expect_crcs: the reference's CRC-32 per step; the firmware then checks every step
+    itself and exits with "check failed" (5) on any difference."""
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     ids = [int(t) for t in (prompt.encode() if isinstance(prompt, str) else prompt)]
@@ -338,10 +348,11 @@ def run_engine(image: Image, prompt, n_new: int, path: str = "i8", window: int =
         raise ValueError("the prompt is empty: give at least one token")
     if n_new < 0 or window < 1:
         raise ValueError(f"need n_new >= 0 and window >= 1, got {n_new}, {window}")
-    args = engine_args(ids, n_new, path, window, full_logits, config)
+    args = engine_args(ids, n_new, path, window, full_logits, config, expect_crcs)
     if len(args) + len(str(image.elf)) + 2 > CMDLINE_BYTES:
-        raise ValueError(f"the prompt is too long for the firmware's {CMDLINE_BYTES}-byte command line "
-                         f"({len(ids)} tokens; at most about {(CMDLINE_BYTES - 200) // 4})")
+        raise ValueError(f"the command line ({len(ids)} prompt tokens at 4 hex digits each"
+                         + (f", {len(expect_crcs)} expected CRCs at 8" if expect_crcs is not None else "")
+                         + f") is too long for the firmware's {CMDLINE_BYTES}-byte buffer")
     run = run_image(image, args, timeout=timeout)
     return parse_engine_run(run, image.core, path, window, ids, n_new)
 
@@ -390,6 +401,7 @@ def compare(run: EngineRun, reference: list[Step]) -> dict:
                  and (max_ulp in (None, 0)) and generated == ref_generated)
     return {"core": run.core, "path": run.path, "window": run.window, "steps": n,
             "steps_expected": len(reference), "outcome": run.run.outcome,
+            "firmware_check": run.check.get("mismatches"),
             "logits_compared": compared, "max_ulp": max_ulp, "unequal_logits": unequal,
             "crc_equal_steps": crc_equal, "tokens_equal": tokens_equal, "tokens": len(ref_generated),
             "generated": generated, "reference_generated": ref_generated, "bit_exact": bool(bit_exact)}
@@ -397,18 +409,21 @@ def compare(run: EngineRun, reference: list[Step]) -> dict:
 
 def check_parity(core: str, blob: bytes, prompt, n_new: int, path: str = "i8", window: int = 128,
                  config=None, full_logits: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
-    """Build, run and compare in one call: the parity row of one core x path."""
+    """Build, run and compare in one call: the parity row of one core x path. The
+    firmware checks the reference's CRCs itself (its exit code) and the host compares
+    every logit's bits and every token (the returned row)."""
     blob = _blob_bytes(blob)
     if E.blob_kind(blob) == "ATOME01":
         config = E.atome01_config(blob, config)
     image = build_image(core, blob, app="engine")
     ids = list(prompt.encode() if isinstance(prompt, str) else prompt)
+    reference = reference_steps(blob, ids, n_new, path, window, config)
     run = run_engine(image, ids, n_new, path=path, window=window, full_logits=full_logits,
-                     config=config, timeout=timeout)
-    if not run.run.ok:
+                     config=config, timeout=timeout, expect_crcs=[s.crc for s in reference])
+    if not run.run.ok and run.run.outcome != "check failed":
         raise FirmwareError(f"the firmware on {core} ended with {run.run.outcome}: "
                             f"{' | '.join(run.errors) or run.run.stderr.strip()[-500:]}")
-    result = compare(run, reference_steps(blob, ids, n_new, path, window, config))
+    result = compare(run, reference)
     result["run"] = run
     result["image"] = image
     return result
@@ -574,14 +589,17 @@ def cli_qemu(args) -> int:
         blob, config, note = firmware_blob(args.blob, formats.parse_config_arg(args.config))
         image = build_image(args.core, blob, app="engine")
         ids = list(args.prompt.encode())
+        reference = reference_steps(blob, ids, args.max_new_tokens, args.path, args.window, config) \
+            if args.check else None
         run = run_engine(image, ids, args.max_new_tokens, path=args.path, window=args.window,
-                         full_logits=args.check, config=config, timeout=args.timeout)
+                         full_logits=args.check, config=config, timeout=args.timeout,
+                         expect_crcs=[s.crc for s in reference] if reference else None)
     except (OSError, ValueError, FirmwareError, E.EngineBuildError) as e:
         print(f"atome qemu: error: {e}", file=sys.stderr)
         return 1
     core = CORES[args.core]
     print(f"{core.label} on QEMU {core.board}, path {args.path}, window {args.window} ({note})")
-    if not run.run.ok:
+    if not run.run.ok and run.run.outcome != "check failed":
         print(f"atome qemu: the firmware ended with {run.run.outcome} (exit {run.run.exit_code}):",
               file=sys.stderr)
         print("\n".join(run.errors) or run.run.stderr.strip(), file=sys.stderr)
@@ -595,9 +613,10 @@ def cli_qemu(args) -> int:
           f"stack peak {run.stack.get('used', 0):,} B; state {run.ram['state']:,} B, "
           f"scratch {run.ram['scratch']:,} B")
     if args.check:
-        result = compare(run, reference_steps(blob, ids, args.max_new_tokens, args.path, args.window, config))
+        result = compare(run, reference)
         print(f"parity with the Python reference: {result['tokens_equal']}/{result['tokens']} tokens, "
-              f"max {result['max_ulp']} ULP over {result['logits_compared']:,} logits: "
+              f"max {result['max_ulp']} ULP over {result['logits_compared']:,} logits, "
+              f"{result['firmware_check']} steps failed the firmware's own CRC check: "
               f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'}")
         return 0 if result["bit_exact"] else 1
     return 0

@@ -131,6 +131,7 @@ def test_engine_parity_on_a_tiny_model_every_core_both_paths(core, tiny_blob):
         assert r["bit_exact"], {k: v for k, v in r.items() if k not in ("run", "image")}
         assert r["max_ulp"] == 0 and r["logits_compared"] == 13 * TINY.vocab
         assert r["tokens_equal"] == r["tokens"] == 8
+        assert r["firmware_check"] == 0 and r["run"].check["steps"] == 13   # checked on the core too
 
 
 @needs_tools
@@ -145,6 +146,13 @@ def test_the_comparison_catches_a_different_model(tiny_blob):
     different = FW.compare(run, FW.reference_steps(other, [1, 2, 3], 3, "f32", 8))
     assert same["bit_exact"] and not different["bit_exact"]
     assert different["max_ulp"] > 0 and different["crc_equal_steps"] < different["steps"]
+    # the firmware's own check: pass with the right CRCs, exit code 5 with the other model's
+    right = [s.crc for s in FW.reference_steps(tiny_blob, [1, 2, 3], 3, "f32", 8)]
+    wrong = [s.crc for s in FW.reference_steps(other, [1, 2, 3], 3, "f32", 8)]
+    assert FW.run_engine(image, [1, 2, 3], 3, path="f32", window=8, expect_crcs=right).run.exit_code == 0
+    failed = FW.run_engine(image, [1, 2, 3], 3, path="f32", window=8, expect_crcs=wrong)
+    assert failed.run.exit_code == 5 and failed.run.outcome == "check failed"
+    assert failed.check["mismatches"] == sum(a != b for a, b in zip(right, wrong)) > 0
 
 
 @needs_tools

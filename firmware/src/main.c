@@ -1,8 +1,10 @@
 /* main.c: the C engine (c_engine/) on a blob linked read-only into flash.
  *
  * Command line (semihosting; the first word is the image's name):
- *   path=f32|i8  window=N  new=N  logits=crc|full  prompt=HEX  [config=V,D,L,H,K,C]
- * prompt: the tokens, four hex digits each. config: vocab, d_model, n_layers,
+ *   path=f32|i8  window=N  new=N  logits=crc|full  prompt=HEX  [config=V,D,L,H,K,C]  [expect=HEX]
+ * prompt: the tokens, four hex digits each. expect: the reference's CRC-32 of each
+ * step's logits, eight hex digits each: the firmware checks them itself and exits
+ * with EXIT_CHECK_FAILED if any differs (pass/fail without parsing the output). config: vocab, d_model, n_layers,
  * d_head, top_k, kernel of an ATOME01 blob (ATMB blobs carry their own); an image
  * is built for one format (FIRMWARE_ATOME01) and links only that loader.
  *
@@ -36,15 +38,23 @@ static int hex_digit(char c) {
     return -1;
 }
 
-static uint32_t prompt_length(const char *hex) {
+static uint32_t hex_length(const char *hex) {
     uint32_t n = 0;
     while (hex && hex_digit(hex[n]) >= 0) n++;
+    return n;
+}
+
+static uint32_t prompt_length(const char *hex) {
+    uint32_t n = hex_length(hex);
     return n % 4 ? 0 : n / 4;
 }
 
-static uint32_t prompt_token(const char *hex, uint32_t i) {
-    const char *p = hex + 4 * i;
-    return (uint32_t)(hex_digit(p[0]) << 12 | hex_digit(p[1]) << 8 | hex_digit(p[2]) << 4 | hex_digit(p[3]));
+/* The i-th number of `digits` hex digits in a run of them. */
+static uint32_t hex_field(const char *hex, uint32_t i, uint32_t digits) {
+    const char *p = hex + digits * i;
+    uint32_t v = 0, k;
+    for (k = 0; k < digits; k++) v = v << 4 | (uint32_t)hex_digit(p[k]);
+    return v;
 }
 
 static int fail(int code, const char *what, int status) {
@@ -78,7 +88,8 @@ static void *take(size_t bytes) {
 int main(void) {
     const char *path_arg, *prompt;
     size_t blob_len = (size_t)(flash_blob_end - flash_blob), arena_bytes = 0, state_bytes, scratch_bytes;
-    uint32_t window, n_new, n_prompt, n_steps, i, token, full_logits;
+    uint32_t window, n_new, n_prompt, n_steps, n_expect, mismatches = 0, i, token, full_logits;
+    const char *expect;
     void *state_buf, *scratch_buf;
     float *logits;
     uint64_t t0, t1;
@@ -91,6 +102,8 @@ int main(void) {
     n_new = parse_u32(arg("new"), 0);
     n_prompt = prompt_length(prompt);
     full_logits = arg("logits") && strncmp(arg("logits"), "full", 4) == 0;
+    expect = arg("expect");
+    n_expect = hex_length(expect) / 8;
     if (!path_arg || (strncmp(path_arg, "f32", 3) && strncmp(path_arg, "i8", 2)) || window == 0 || n_prompt == 0)
         return fail(EXIT_USAGE, "usage: path=f32|i8 window=N new=N logits=crc|full prompt=HEX [config=...]", -1);
     path = path_arg[0] == 'i' ? ATOME_PATH_I8 : ATOME_PATH_F32;
@@ -169,14 +182,15 @@ int main(void) {
 
     /* the prompt, then greedy decoding: n_new tokens need n_new - 1 more steps */
     n_steps = n_prompt + (n_new ? n_new - 1 : 0);
-    token = prompt_token(prompt, 0);
+    token = hex_field(prompt, 0, 4);
     for (i = 0; i < n_steps; i++) {
-        uint32_t next;
+        uint32_t next, crc;
         t0 = ticks_now();
         status = atome_step(&state, token, logits);
         next = atome_argmax(logits, model.cfg.vocab);
         t1 = ticks_now();
         if (status != ATOME_OK) return fail(EXIT_ENGINE, "step", status);
+        crc = atome_crc32((const uint8_t *)logits, sizeof(float) * model.cfg.vocab);
         sh_puts("S ");
         sh_put_u32(i);
         sh_puts(" ");
@@ -184,7 +198,7 @@ int main(void) {
         sh_puts(" ");
         sh_put_u32((uint32_t)(t1 - t0));
         sh_puts(" ");
-        sh_put_hex32(atome_crc32((const uint8_t *)logits, sizeof(float) * model.cfg.vocab));
+        sh_put_hex32(crc);
         sh_puts(" ");
         sh_put_u32(next);
         sh_puts("\n");
@@ -193,11 +207,24 @@ int main(void) {
             sh_put_hex_bytes(logits, sizeof(float) * model.cfg.vocab);
             sh_puts("\n");
         }
-        token = i + 1 < n_prompt ? prompt_token(prompt, i + 1) : next;
+        if (i < n_expect && hex_field(expect, i, 8) != crc) {
+            sh_puts("MISMATCH step=");
+            sh_put_u32(i);
+            sh_puts("\n");
+            mismatches++;
+        }
+        token = i + 1 < n_prompt ? hex_field(prompt, i + 1, 4) : next;
     }
     sh_puts("STACK");
     put_field("used", stack_bytes_used());
     put_field("size", stack_bytes_total());
-    sh_puts("\nEND\n");
-    return EXIT_OK;
+    sh_puts("\n");
+    if (expect) {
+        sh_puts("CHECK");
+        put_field("steps", n_expect < n_steps ? n_expect : n_steps);
+        put_field("mismatches", mismatches);
+        sh_puts("\n");
+    }
+    sh_puts("END\n");
+    return mismatches || (expect && n_expect < n_steps) ? EXIT_CHECK_FAILED : EXIT_OK;
 }
