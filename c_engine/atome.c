@@ -63,7 +63,7 @@ static float scale_of(const atome_trits *w, uint32_t layer) {
 #define R16(b) R4(b), R4((b) + 4), R4((b) + 8), R4((b) + 12)
 #define R64(b) R16(b), R16((b) + 16), R16((b) + 32), R16((b) + 48)
 static const float TRITS_F32[256][4] = { R64(0), R64(64), R64(128), R64(192) };
-static const int8_t TRITS_I8[256][4] = { R64(0), R64(64), R64(128), R64(192) };
+static const int16_t TRITS_I16[256][4] = { R64(0), R64(64), R64(128), R64(192) };
 
 static float trit_at(const uint8_t *codes, size_t i) {
     return TRITS_F32[codes[i >> 2]][i & 3];
@@ -164,10 +164,11 @@ static float ternary_dot(const uint8_t *codes, size_t start, const float *x, siz
     return lanes_total(a);
 }
 
-/* The same on 8-bit activations: an exact integer sum, so any order will do. Eight
- * int16 lanes (a product is at most 128 in size, so 128 turns cannot overflow them)
- * are flushed into the int32 total every 1024 trits: 16-bit lanes vectorise widely. */
-static int32_t ternary_dot_i8(const uint8_t *codes, size_t start, const int8_t *q, size_t n) {
+/* The same on 8-bit activations: an exact integer sum, so any order will do. The
+ * values are -128..127 held in int16, and so are the trits: eight int16 lanes (a product
+ * is at most 128 in size, so 128 turns cannot overflow them) multiply without widening
+ * and are flushed into the int32 total every 1024 trits. */
+static int32_t ternary_dot_i8(const uint8_t *codes, size_t start, const int16_t *q, size_t n) {
     int32_t total = 0;
     size_t i = 0, j;
     if ((start & 3) == 0) {
@@ -176,14 +177,14 @@ static int32_t ternary_dot_i8(const uint8_t *codes, size_t start, const int8_t *
             int16_t a[8] = {0};
             size_t stop = n - i > 8 * 128 ? i + 8 * 128 : n;
             for (; i + 8 <= stop; i += 8, p += 2) {
-                const int8_t *lo = TRITS_I8[p[0]], *hi = TRITS_I8[p[1]];
+                const int16_t *lo = TRITS_I16[p[0]], *hi = TRITS_I16[p[1]];
                 for (j = 0; j < 4; j++) a[j] = (int16_t)(a[j] + lo[j] * q[i + j]);
                 for (j = 0; j < 4; j++) a[4 + j] = (int16_t)(a[4 + j] + hi[j] * q[i + 4 + j]);
             }
             for (j = 0; j < 8; j++) total += a[j];
         }
     }
-    for (; i < n; i++) total += TRITS_I8[codes[(start + i) >> 2]][(start + i) & 3] * q[i];
+    for (; i < n; i++) total += TRITS_I16[codes[(start + i) >> 2]][(start + i) & 3] * q[i];
     return total;
 }
 
@@ -197,7 +198,7 @@ static void matvec_f32(const atome_trits *w, uint32_t layer, const float *x, uin
 }
 
 /* y = float(W q) * (scale / s): q = 8-bit activations whose scale is s. */
-static void matvec_i8(const atome_trits *w, uint32_t layer, const int8_t *q, float s, uint32_t rows,
+static void matvec_i8(const atome_trits *w, uint32_t layer, const int16_t *q, float s, uint32_t rows,
                       uint32_t cols, float *y) {
     float c = scale_of(w, layer) / s;
     size_t base = (size_t)layer * w->trit_stride;
@@ -207,7 +208,7 @@ static void matvec_i8(const atome_trits *w, uint32_t layer, const int8_t *q, flo
 
 /* Per-vector absmax quantisation to 8 bits (atome_core.quant.activation_quant_int8):
  * s = 127 / max(max|x|, 1e-5), q = clamp(round(x * s), -128, 127). Returns s. */
-static float quantize_i8(const float *x, uint32_t n, int8_t *q) {
+static float quantize_i8(const float *x, uint32_t n, int16_t *q) {
     float amax = 0.0f, s;
     uint32_t i;
     for (i = 0; i < n; i++) {
@@ -221,7 +222,7 @@ static float quantize_i8(const float *x, uint32_t n, int8_t *q) {
         if (v != v) q[i] = 0;
         else if (v >= 127.0f) q[i] = 127;
         else if (v <= -128.0f) q[i] = -128;
-        else q[i] = (int8_t)(int)round_to_integer(v);
+        else q[i] = (int16_t)round_to_integer(v);
     }
     return s;
 }
@@ -263,12 +264,12 @@ size_t atome_state_bytes(const atome_config *c, uint32_t window) {
 }
 
 /* floats: x h conv_in local ssm_out attn (d each), q (d_head), scores (window), gates (4);
- * then top (top_k u32), then h8 (d bytes, rounded up to 4) */
+ * then top (top_k u32), then h8 (d int16, rounded up to 4 bytes) */
 size_t atome_scratch_bytes(const atome_config *c, uint32_t window) {
     uint64_t floats;
     if (!config_ok(c) || window < 1 || window > ATOME_MAX_WINDOW) return 0;
     floats = 6 * (uint64_t)c->d_model + c->d_head + window + 4;
-    return checked_size(4 * (floats + c->top_k) + (((uint64_t)c->d_model + 3) & ~(uint64_t)3));
+    return checked_size(4 * (floats + c->top_k) + ((2 * (uint64_t)c->d_model + 3) & ~(uint64_t)3));
 }
 
 size_t atome_sizeof_model(void) { return sizeof(atome_model); }
@@ -316,7 +317,7 @@ int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int 
     s->scores = f;  f += window;
     s->gates = f;   f += 4;
     s->top = (uint32_t *)f;
-    s->h8 = (int8_t *)(s->top + c->top_k);
+    s->h8 = (int16_t *)(s->top + c->top_k);
     atome_reset(s);
     return ATOME_OK;
 }

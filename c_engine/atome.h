@@ -129,7 +129,7 @@ typedef struct {
     /* scratch (scratch buffer) */
     float *x, *h, *conv_in, *local, *ssm_out, *attn, *q, *scores, *gates;
     uint32_t *top;     /* top_k ring slots */
-    int8_t *h8;        /* 8-bit activations (ATOME_PATH_I8) */
+    int16_t *h8;       /* 8-bit activations, -128..127, held in int16 (ATOME_PATH_I8) */
 } atome_state;
 
 /* Bytes of state / scratch for a config and an attention window (0: invalid or too big). */
