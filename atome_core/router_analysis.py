@@ -125,6 +125,31 @@ def auroc_ci(negatives, positives, n_boot: int = 1000, seed: int = 0, level: flo
             "n_negative": int(neg.size), "n_positive": int(pos.size)}
 
 
+def separation_difference_ci(neg_a, pos_a, neg_b, pos_b, n_boot: int = 1000, seed: int = 0,
+                             level: float = 0.95) -> dict:
+    """Is detector a further from chance than detector b on the same windows?
+
+    Separation = |AUROC - 0.5| (direction-free: a score that is lower out of domain
+    separates as well as one that is higher). neg_a/neg_b are the two detectors' scores
+    of the same in-domain windows, pos_a/pos_b of the same out-of-domain windows; each
+    bootstrap resample draws one set of windows for both (a paired comparison).
+    Returns the difference sep(a) - sep(b) with its percentile interval."""
+    neg_a, pos_a, neg_b, pos_b = (np.asarray(v, dtype=float).ravel() for v in (neg_a, pos_a, neg_b, pos_b))
+    if neg_a.shape != neg_b.shape or pos_a.shape != pos_b.shape:
+        raise ValueError("the two detectors must score the same windows")
+    _check_boot(n_boot)
+
+    def diff(ni, pi):
+        return abs(auroc(neg_a[ni], pos_a[pi]) - 0.5) - abs(auroc(neg_b[ni], pos_b[pi]) - 0.5)
+
+    estimate = diff(slice(None), slice(None))
+    rng = np.random.default_rng(seed)
+    boots = [diff(rng.integers(0, neg_a.size, neg_a.size), rng.integers(0, pos_a.size, pos_a.size))
+             for _ in range(n_boot)]
+    low, high = percentile_interval(boots, level)
+    return {"estimate": float(estimate), "low": low, "high": high, "n_boot": n_boot, "level": level}
+
+
 # -----------------------------------------------------------------------------
 # windows of text
 
@@ -196,14 +221,25 @@ def window_scores(stats: dict) -> dict:
     return scores
 
 
+BASELINES = ("loss", "one_minus_msp")
+
+
 def detection_table(in_domain: dict, out_of_domain: dict, n_boot: int = 1000, seed: int = 0,
                     level: float = 0.95) -> dict:
     """{ood source: {detector: auroc_ci}} from window_scores of the in-domain windows and of
-    each out-of-domain source ({name: window_scores})."""
+    each out-of-domain source ({name: window_scores}). With router scores, each source also
+    gets "entropy_vs_<baseline>": separation_difference_ci of the mean routing entropy
+    against each no-router baseline (positive: entropy separates better)."""
     table = {}
     for source, scores in out_of_domain.items():
-        table[source] = {det: auroc_ci(in_domain[det], scores[det], n_boot=n_boot, seed=seed, level=level)
-                         for det in in_domain if det in scores}
+        row = {det: auroc_ci(in_domain[det], scores[det], n_boot=n_boot, seed=seed, level=level)
+               for det in in_domain if det in scores}
+        if "entropy_mean" in row:
+            for base in BASELINES:
+                row[f"entropy_vs_{base}"] = separation_difference_ci(
+                    in_domain["entropy_mean"], scores["entropy_mean"], in_domain[base], scores[base],
+                    n_boot=n_boot, seed=seed, level=level)
+        table[source] = row
     return table
 
 

@@ -141,6 +141,21 @@ def test_bootstrap_intervals_contain_the_estimate_and_repeat_with_a_seed():
     assert s == ra.spearman_ci(x, y, n_boot=200, seed=3)
 
 
+def test_separation_difference_of_a_perfect_and_a_useless_detector():
+    rng = np.random.default_rng(5)
+    perfect_in, perfect_out = rng.uniform(0, 1, 80), rng.uniform(2, 3, 60)
+    useless_in, useless_out = rng.normal(size=80), rng.normal(size=60)
+    d = ra.separation_difference_ci(perfect_in, perfect_out, useless_in, useless_out, n_boot=300, seed=1)
+    assert d["low"] > 0.3 and d["low"] <= d["estimate"] <= d["high"]
+    # direction-free: a perfect detector pointing the other way separates just as well
+    flipped = ra.separation_difference_ci(-perfect_in, -perfect_out, useless_in, useless_out, n_boot=300, seed=1)
+    assert flipped == d
+    swapped = ra.separation_difference_ci(useless_in, useless_out, perfect_in, perfect_out, n_boot=300, seed=1)
+    assert swapped["estimate"] == pytest.approx(-d["estimate"]) and swapped["high"] < 0
+    with pytest.raises(ValueError, match="same windows"):
+        ra.separation_difference_ci(perfect_in, perfect_out, useless_in[:-1], useless_out)
+
+
 def test_window_bootstrap_is_wider_when_windows_differ():
     # each window has its own offset shared by both variables: tokens within a window are
     # not independent, and resampling whole windows must show the larger uncertainty
@@ -173,7 +188,7 @@ def test_per_token_stats_of_a_routed_model():
     assert scores["entropy_mean"] == pytest.approx((scores["entropy_layer_0"] + scores["entropy_layer_1"]) / 2)
     other = ra.window_scores(ra.per_token_stats(model, ra.windows(ra.shuffled_bytes(tokens, 0), 16)))
     table = ra.detection_table(scores, {"shuffled": other}, n_boot=50)
-    assert set(table["shuffled"]) == set(scores)
+    assert set(table["shuffled"]) == set(scores) | {"entropy_vs_loss", "entropy_vs_one_minus_msp"}
     corr = ra.entropy_loss_correlations(stats, n_boot=50, skip_first=4)
     assert set(corr) == {"mean_over_layers", "layer_0", "layer_1"}
     assert corr["layer_0"]["n_pairs"] == 10 * 12
