@@ -30,8 +30,9 @@ from .progress import progress_enabled
 
 # Source files that change what a notebook computes, besides the notebook itself.
 FINGERPRINT_GLOBS = [(PACKAGE_DIR, "**/*.py"), (PACKAGE_DIR, "**/*.yml"), (PACKAGE_DIR, "**/*.json")]
-ROOT_FINGERPRINT_FILES = ["data/*.yml", "data/*.json", "c_engine/*.c", "c_engine/*.h",
-                          "firmware/**/*.c", "firmware/**/*.h", "firmware/**/*.ld"]
+ROOT_FINGERPRINT_FILES = ["data/*.yml", "data/*.json", "c_engine/*.c", "c_engine/*.h", "c_engine/Makefile",
+                          "firmware/**/*.c", "firmware/**/*.h", "firmware/**/*.ld", "firmware/**/*.S",
+                          "firmware/**/Makefile"]
 BOOK_FILES = ["_config.yml", "_toc.yml"]
 
 
