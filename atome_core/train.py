@@ -173,10 +173,10 @@ def evaluate_sum(model, tokens: np.ndarray, seq_len: int, max_windows: int | Non
 
 
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
-    # foreach: one multi-tensor update instead of a Python loop over parameters (tiny
-    # models have many small tensors); deterministic, the same arithmetic every run
+    # fused: one kernel call updates every parameter (tiny models have many small tensors,
+    # and a per-tensor update is mostly call overhead); element-wise, so deterministic
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
-                             weight_decay=cfg.weight_decay, foreach=True)
+                             weight_decay=cfg.weight_decay, fused=True)
 
 
 # -----------------------------------------------------------------------------
@@ -422,7 +422,8 @@ def benchmark_steps(models: dict, tokens: np.ndarray, batch_size: int, seq_len: 
 
     Each round runs one full optimizer step (forward, backward, AdamW) of every model in
     turn, so a slow patch of a shared machine hits all of them alike. Returns, per
-    model name, the median seconds per step and tokens per second (after `warmup` rounds).
+    model name, the median wall seconds per step, tokens per second, and the median CPU
+    seconds of the calling thread per step (after `warmup` rounds).
     """
     rng = np.random.default_rng(seed)
     steppers = {}
@@ -430,18 +431,23 @@ def benchmark_steps(models: dict, tokens: np.ndarray, batch_size: int, seq_len: 
         model.train()
         opt = make_optimizer(model, TrainConfig(steps=1, batch_size=batch_size, seq_len=seq_len, lr=lr))
         steppers[name] = (model, opt)
-    times = {name: [] for name in models}
+    wall = {name: [] for name in models}
+    cpu = {name: [] for name in models}
     with torch_threads(threads):
         for _ in progress(range(warmup + rounds), desc="timing steps", unit="round"):
             x, y = batches(tokens, batch_size, seq_len, rng)
             for name, (model, opt) in steppers.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 model.loss(x, y).backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-                times[name].append(time.perf_counter() - t0)
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.thread_time() - c0)
     out = {}
-    for name, ts in times.items():
-        median = float(np.median(ts[warmup:]))
-        out[name] = {"seconds_per_step": median, "tokens_per_second": batch_size * seq_len / median}
+    for name in models:
+        median = float(np.median(wall[name][warmup:]))
+        out[name] = {"seconds_per_step": median, "tokens_per_second": batch_size * seq_len / median,
+                     # CPU time of this thread: with one thread, what the step costs even when
+                     # other processes share the machine
+                     "cpu_seconds_per_step": float(np.median(cpu[name][warmup:]))}
     return out
