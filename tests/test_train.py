@@ -200,3 +200,49 @@ def test_jobs_give_the_same_results_in_parallel_processes():
     assert serial[0].final_val_loss != serial[1].final_val_loss   # the init seed matters
     model = T.load_state(TinyLM(64), serial[0].state_dict)
     assert T.evaluate_loss(model, tokens[2700:], 16, batch_size=4) == serial[0].final_val_loss
+
+
+# -----------------------------------------------------------------------------
+# atome_core.evaluate
+
+def test_score_in_bits_per_byte():
+    from atome_core import evaluate as E
+    model = fresh_model()
+    tokens = make_tokens(1000, 64)
+    s = E.score(model, tokens, 32)
+    nats = T.evaluate_loss(model, tokens, 32)
+    assert s.predicted_tokens == s.predicted_bytes == (999 // 32) * 32
+    assert s.nats_per_token == pytest.approx(nats) and s.nats_per_byte == pytest.approx(nats)
+    assert s.bits_per_byte == pytest.approx(nats / math.log(2))
+    assert s.ppl_per_byte == pytest.approx(math.exp(nats))
+    # a character model whose tokens are 2 bytes each: half the nats per byte
+    two = E.score(model, tokens, 32, bytes_per_token=np.full(64, 2))
+    assert two.predicted_bytes == 2 * s.predicted_bytes
+    assert two.bits_per_byte == pytest.approx(s.bits_per_byte / 2)
+
+
+def test_kit_units():
+    from atome_core import evaluate as E
+    assert E.ppl_from_bpb(E.bpb_from_ppl(6.31)) == pytest.approx(6.31)
+    assert E.bpb_from_ppl(6.31) == pytest.approx(math.log2(6.31))
+    assert E.median_and_range([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+
+
+def test_ab_models_and_deployed_bytes():
+    from atome_core import evaluate as E
+    specs = E.ab_models(pathway_ablations=True)
+    assert list(specs)[:4] == ["routed", "vanilla param-fair", "vanilla flash-fair", "modern"]
+    assert len(specs) == 7
+    counts = {name: cls(cfg).num_params() for name, (cls, cfg) in specs.items()}
+    assert counts["routed"] == 60_800 and counts["vanilla param-fair"] == 60_808
+    assert counts["vanilla flash-fair"] == 5_968
+    cls, cfg = specs["routed"]
+    size = E.deployed_bytes(cls(cfg))
+    # ATOME01 by hand: magic, then per trit tensor a float scale and 4 trits per byte, floats 4 bytes
+    d, dh, v = 64, 16, 256
+    trit_tensor = lambda n: 4 + (n + 3) // 4
+    block = 2 * 4 * d + trit_tensor(5 * d) + 3 * 4 * d + 2 * trit_tensor(dh * d) + trit_tensor(d * d) + trit_tensor(3 * d)
+    assert size["atome01_bytes"] == 7 + trit_tensor(v * d) + 4 * block + 2 * 4 * d + trit_tensor(v * d)
+    assert 0 < size["bytes"] < 4 * 60_800 / 10   # far below FP32
+    fp32 = E.deployed_bytes(specs["modern"][0](specs["modern"][1]))
+    assert fp32 == {"format": "FP32", "bytes": 4 * counts["modern"]}

@@ -343,7 +343,11 @@ class RoutedLM(nn.Module):
                  top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Continue idx (B, T) by max_new_tokens; returns (B, T + max_new_tokens).
 
-        Full causal context (no window): the model has no positional table.
+        Every position sees the whole sequence before it (no window: the model has no
+        positional table). The kit's C engine holds at most 128 tokens, prompt and
+        generation together, in its context; its reference output (`Once` plus 124
+        bytes) fills exactly those 128, so within that cap the two agree token for token
+        (tests/test_import.py). What the engine does past 128 tokens is not covered here.
         """
         idx = check_prompt(idx, self.cfg.vocab_size).to(next(self.parameters()).device)
         was_training = self.training
