@@ -167,6 +167,14 @@ def test_forward_equals_recurrent_step(pathways):
     assert torch.allclose(step_router, model.router_weights(x), atol=1e-5)
 
 
+def test_forward_equals_recurrent_with_int8_activations():
+    from atome_core.quant import QuantConfig
+    model = routed(R.RoutedConfig(**{**TINY_ROUTED.__dict__, "quant": QuantConfig(act_bits=8)}))
+    x = torch.randint(0, 32, (2, 30), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.forward_recurrent(x), atol=1e-5, rtol=1e-5)
+
+
 def test_default_size_forward_equals_recurrent():
     model = routed(R.RoutedConfig())
     x = torch.randint(0, 256, (1, 70), generator=torch.Generator().manual_seed(0))

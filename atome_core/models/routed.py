@@ -248,7 +248,7 @@ class RoutedBlock(nn.Module):
             stats.append(r)
         outputs = {}
         if "local" in self.pathways:
-            window = torch.cat([cache["window"], h[:, None]], dim=1)      # (B, k, d), oldest first
+            window = torch.cat([cache["window"], self.local.quant_input(h)[:, None]], dim=1)  # oldest first
             cache["window"] = window[:, 1:]
             w = self.local.effective_weight()[:, 0, :]                  # (d, k)
             outputs["local"] = (window * w.t()[None]).sum(dim=1)
