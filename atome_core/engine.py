@@ -409,6 +409,8 @@ class Reference:
         self.wf = {k: np.asarray(v, np.float32) for k, v in self.t.items() if k in formats.trit_weight_names(self.cfg)}
         self.wi = {k: np.asarray(v, np.int32) for k, v in self.wf.items()}
         self.scale = {k: f32(self.t[formats.scale_key(k)]) for k in self.wf}
+        # per-model constants, computed once as atome_state_init does: the SSM decay
+        self.decay = [tanh_ref(self.t[f"blocks.{l}.state.a_raw"]) for l in range(self.cfg.n_layers)]
         self.reset()
 
     @classmethod
@@ -481,8 +483,7 @@ class Reference:
             local = acc * self.scale[p(l, "local.weight")]
             self.conv[l] = taps[1:]
             # state
-            a = tanh_ref(self.t[p(l, "state.a_raw")])
-            self.ssm[l] = a * self.ssm[l] + self.t[p(l, "state.b")] * h
+            self.ssm[l] = self.decay[l] * self.ssm[l] + self.t[p(l, "state.b")] * h
             ssm_out = self.t[p(l, "state.c_out")] * self.ssm[l]
             attn = self._attention(l, q)
             x = ((x + g[0] * local) + g[1] * ssm_out) + g[2] * attn

@@ -249,9 +249,15 @@ static int config_ok(const atome_config *c) {
 
 #define ATOME_MAX_WINDOW (1u << 24)
 
+/* what atome_reset zeroes: conv window, SSM state, keys, values */
 static uint64_t state_floats(const atome_config *c, uint64_t window) {
     uint64_t d = c->d_model;
     return c->n_layers * ((c->kernel - 1) * d + d + window * c->d_head + window * d);
+}
+
+/* the per-model constants before it: the SSM decay tanh(a_raw) */
+static uint64_t constant_floats(const atome_config *c) {
+    return (uint64_t)c->n_layers * c->d_model;
 }
 
 static size_t checked_size(uint64_t bytes) {
@@ -260,7 +266,7 @@ static size_t checked_size(uint64_t bytes) {
 
 size_t atome_state_bytes(const atome_config *c, uint32_t window) {
     if (!config_ok(c) || window < 1 || window > ATOME_MAX_WINDOW) return 0;
-    return checked_size(4 * state_floats(c, window));
+    return checked_size(4 * (constant_floats(c) + state_floats(c, window)));
 }
 
 /* floats: x h conv_in local ssm_out attn (d each), q (d_head), scores (window), gates (4);
@@ -284,7 +290,7 @@ void atome_reset(atome_state *s) {
 int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int path,
                      void *state_buf, size_t state_len, void *scratch_buf, size_t scratch_len) {
     const atome_config *c;
-    size_t need_state, need_scratch, d, L;
+    size_t need_state, need_scratch, d, L, l, i;
     float *f;
     if (!s || !m || !state_buf || !scratch_buf) return ATOME_ERR_BAD_ARGUMENT;
     if (path != ATOME_PATH_F32 && path != ATOME_PATH_I8) return ATOME_ERR_BAD_ARGUMENT;
@@ -302,6 +308,7 @@ int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int 
     s->path = path;
     s->window = window;
     f = (float *)state_buf;
+    s->decay = f;  f += L * d;
     s->conv = f;   f += L * (c->kernel - 1) * d;
     s->ssm = f;    f += L * d;
     s->keys = f;   f += L * (size_t)window * c->d_head;
@@ -318,6 +325,8 @@ int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int 
     s->gates = f;   f += 4;
     s->top = (uint32_t *)f;
     s->h8 = (int16_t *)(s->top + c->top_k);
+    for (l = 0; l < L; l++) /* constant per model: tanh once here, not at every step */
+        for (i = 0; i < d; i++) s->decay[l * d + i] = atome_tanh(vector_at(&m->a_raw, (uint32_t)l, (uint32_t)i));
     atome_reset(s);
     return ATOME_OK;
 }
@@ -346,12 +355,12 @@ static void local_conv(const atome_model *m, uint32_t layer, float *window, cons
     }
 }
 
-/* Diagonal recurrence: s = tanh(a_raw) * s + b * h, out = c_out * s. */
-static void ssm_step(const atome_model *m, uint32_t layer, float *state, const float *h, float *out) {
+/* Diagonal recurrence: s = tanh(a_raw) * s + b * h, out = c_out * s (decay = tanh(a_raw)). */
+static void ssm_step(const atome_model *m, uint32_t layer, const float *decay, float *state, const float *h,
+                     float *out) {
     uint32_t i;
     for (i = 0; i < m->cfg.d_model; i++) {
-        float a = atome_tanh(vector_at(&m->a_raw, layer, i));
-        state[i] = a * state[i] + vector_at(&m->ssm_b, layer, i) * h[i];
+        state[i] = decay[i] * state[i] + vector_at(&m->ssm_b, layer, i) * h[i];
         out[i] = vector_at(&m->c_out, layer, i) * state[i];
     }
 }
@@ -449,7 +458,7 @@ int atome_step(atome_state *s, uint32_t token, float *logits) {
         g[1] = g[1] / g[3];
         g[2] = g[2] / g[3];
         local_conv(m, l, s->conv + (size_t)l * (c->kernel - 1) * d, s->conv_in, s->local);
-        ssm_step(m, l, s->ssm + (size_t)l * d, s->h, s->ssm_out);
+        ssm_step(m, l, s->decay + (size_t)l * d, s->ssm + (size_t)l * d, s->h, s->ssm_out);
         topk_attention(s, l, s->attn);
         for (i = 0; i < d; i++)
             s->x[i] = ((s->x[i] + g[0] * s->local[i]) + g[1] * s->ssm_out[i]) + g[2] * s->attn[i];

@@ -121,7 +121,9 @@ typedef struct {
     uint32_t filled;   /* keys in the ring: min(tokens seen, window) */
     uint32_t head;     /* ring slot of the newest key */
     uint32_t pos;      /* tokens seen (wraps after 2^32; nothing depends on it) */
-    /* state (state buffer) */
+    /* per-model constants, computed once by atome_state_init (state buffer) */
+    float *decay;      /* per layer d: tanh(a_raw), the SSM's decay */
+    /* state (state buffer; atome_reset zeroes it) */
     float *conv;       /* per layer (kernel - 1) x d: the previous conv inputs, oldest first */
     float *ssm;        /* per layer d */
     float *keys;       /* per layer window x d_head */

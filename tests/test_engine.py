@@ -257,7 +257,7 @@ def test_state_and_scratch_sizes_and_refusals(lib):
     cfg = F.PRESETS["60k"]
     d, L, dh, K = cfg.d_model, cfg.n_layers, cfg.d_head, cfg.kernel
     for window in (1, 64, 128):
-        want = 4 * L * ((K - 1) * d + d + window * (dh + d))   # conv window, SSM, keys, values
+        want = 4 * L * (d + (K - 1) * d + d + window * (dh + d))   # SSM decay, conv window, SSM, keys, values
         assert lib.atome_state_bytes(ctypes.byref(E.Config.of(cfg)), window) == want
     assert lib.atome_state_bytes(ctypes.byref(E.Config.of(cfg)), 0) == 0
     model = E.Model(F.write_blob(cfg, E.random_tensors(cfg)))
