@@ -106,8 +106,8 @@ def _declare(lib):
         "atome_load_blob": (I, [P, P, S, P, S]),
         "atome01_size": (S, [P]),
         "atome_load_atome01": (I, [P, P, S, P]),
-        "atome_state_bytes": (S, [P, U32]),
-        "atome_scratch_bytes": (S, [P, U32]),
+        "atome_state_bytes": (S, [P, U32, I]),
+        "atome_scratch_bytes": (S, [P, U32, I]),
         "atome_state_init": (I, [P, P, U32, I, P, S, P, S]),
         "atome_reset": (None, [P]),
         "atome_step": (I, [P, U32, P]),
@@ -207,11 +207,11 @@ class Model:
             raise error_for(status, f"{self.kind} blob")
         self.blob_bytes = len(data)
 
-    def state_bytes(self, window: int) -> int:
-        return self.lib.atome_state_bytes(ctypes.byref(Config.of(self.config)), window)
+    def state_bytes(self, window: int, path: str = "f32") -> int:
+        return self.lib.atome_state_bytes(ctypes.byref(Config.of(self.config)), window, PATHS[path])
 
-    def scratch_bytes(self, window: int) -> int:
-        return self.lib.atome_scratch_bytes(ctypes.byref(Config.of(self.config)), window)
+    def scratch_bytes(self, window: int, path: str = "f32") -> int:
+        return self.lib.atome_scratch_bytes(ctypes.byref(Config.of(self.config)), window, PATHS[path])
 
 
 class Engine:
@@ -225,8 +225,8 @@ class Engine:
         if not isinstance(window, (int, np.integer)) or window < 1:
             raise ValueError(f"window must be a positive integer, got {window!r}")
         self.window, self.path = int(window), path
-        self.state_bytes = self.model.state_bytes(self.window)
-        self.scratch_bytes = self.model.scratch_bytes(self.window)
+        self.state_bytes = self.model.state_bytes(self.window, path)
+        self.scratch_bytes = self.model.scratch_bytes(self.window, path)
         self._state_struct = _buffer(self.lib.atome_sizeof_state())
         self._state = _buffer(self.state_bytes)
         self._scratch = _buffer(self.scratch_bytes)
@@ -373,7 +373,7 @@ def lane_sum(a) -> np.ndarray:
 
 
 def quantize_ref(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """8-bit absmax quantisation (the engine's quantize_i8): (q int8, s)."""
+    """8-bit absmax quantisation (the engine's quantize_i8): (q int8, s); x is about q / s."""
     amax = f32(np.max(np.abs(x)))
     if not amax >= Q_EPS:
         amax = Q_EPS
@@ -439,9 +439,12 @@ class Reference:
 
     def _attention(self, layer, q):
         c = self.cfg
-        keys = np.stack(self.keys[layer][-self.window:])
-        values = np.stack(self.values[layer][-self.window:])
-        scores = lane_sum(keys * q[None, :]) * rsqrt_ref(f32(c.d_head))
+        keys, values = self.keys[layer][-self.window:], self.values[layer][-self.window:]
+        if self.path == "f32":
+            scores = lane_sum(np.stack(keys) * q[None, :]) * rsqrt_ref(f32(c.d_head))
+        else:   # 8-bit keys: (lane dot of q and the codes) / the key's scale
+            codes, scales = np.stack([k for k, _ in keys]), np.array([s for _, s in keys], np.float32)
+            scores = (lane_sum(codes.astype(np.float32) * q[None, :]) / scales) * rsqrt_ref(f32(c.d_head))
         k = min(c.top_k, len(scores))
         order = np.argsort(-scores, kind="stable")[:k]   # descending, ties to the earlier token
         e = exp_ref(scores[order] - scores[order[0]])
@@ -450,7 +453,11 @@ class Reference:
             total = f32(total + v)
         out = np.zeros(c.d_model, np.float32)
         for j, i in enumerate(order):
-            out = out + (e[j] / total) * values[i]
+            if self.path == "f32":
+                out = out + (e[j] / total) * values[i]
+            else:
+                codes, scale = values[i]
+                out = out + ((e[j] / total) / scale) * codes.astype(np.float32)
         return out
 
     def step(self, token: int) -> np.ndarray:
@@ -464,8 +471,12 @@ class Reference:
             conv_in = (q8[0].astype(np.float32) / q8[1]) if q8 else h
             g = self._matvec(p(l, "router.proj.weight"), h, q8)
             q = self._matvec(p(l, "sparse.Wq.weight"), h, q8)
-            self.keys[l].append(self._matvec(p(l, "sparse.Wk.weight"), h, q8))
-            self.values[l].append(self._matvec(p(l, "sparse.Wv.weight"), h, q8))
+            key = self._matvec(p(l, "sparse.Wk.weight"), h, q8)
+            value = self._matvec(p(l, "sparse.Wv.weight"), h, q8)
+            if q8:   # the i8 path keeps keys and values in 8 bits, one scale each
+                key, value = quantize_ref(key), quantize_ref(value)
+            self.keys[l].append(key)
+            self.values[l].append(value)
             del self.keys[l][:-self.window], self.values[l][:-self.window]
             top = g[0]
             if g[1] > top:

@@ -146,6 +146,14 @@ static float dot_lanes(const float *x, const float *y, size_t n) {
     return lanes_total(a);
 }
 
+/* The same with 8-bit y (the i8 path's keys). */
+static float dot_lanes_i8(const float *x, const int8_t *y, size_t n) {
+    float a[8] = {0};
+    size_t i;
+    for (i = 0; i < n; i++) a[i & 7] += x[i] * (float)y[i];
+    return lanes_total(a);
+}
+
 /* sum over i < n of t[i] * x[i], t the trits from trit number `start` of `codes`.
  * Rows that start on a byte take the fast path, eight trits (two bytes) a turn;
  * both paths do the same operations in the same lanes. */
@@ -207,8 +215,9 @@ static void matvec_i8(const atome_trits *w, uint32_t layer, const int16_t *q, fl
 }
 
 /* Per-vector absmax quantisation to 8 bits (atome_core.quant.activation_quant_int8):
- * s = 127 / max(max|x|, 1e-5), q = clamp(round(x * s), -128, 127). Returns s. */
-static float quantize_i8(const float *x, uint32_t n, int16_t *q) {
+ * s = 127 / max(max|x|, 1e-5), q = clamp(round(x * s), -128, 127). Returns s. The
+ * values go to q16 (held in int16, for the mat-vec lanes) or to q8 (the key/value ring). */
+static float quantize_i8(const float *x, uint32_t n, int16_t *q16, int8_t *q8) {
     float amax = 0.0f, s;
     uint32_t i;
     for (i = 0; i < n; i++) {
@@ -219,10 +228,13 @@ static float quantize_i8(const float *x, uint32_t n, int16_t *q) {
     s = 127.0f / amax;
     for (i = 0; i < n; i++) {
         float v = x[i] * s;
-        if (v != v) q[i] = 0;
-        else if (v >= 127.0f) q[i] = 127;
-        else if (v <= -128.0f) q[i] = -128;
-        else q[i] = (int16_t)round_to_integer(v);
+        int16_t q;
+        if (v != v) q = 0;
+        else if (v >= 127.0f) q = 127;
+        else if (v <= -128.0f) q = -128;
+        else q = (int16_t)round_to_integer(v);
+        if (q16) q16[i] = q;
+        else q8[i] = (int8_t)q;
     }
     return s;
 }
@@ -249,32 +261,42 @@ static int config_ok(const atome_config *c) {
 
 #define ATOME_MAX_WINDOW (1u << 24)
 
-/* what atome_reset zeroes: conv window, SSM state, keys, values */
-static uint64_t state_floats(const atome_config *c, uint64_t window) {
-    uint64_t d = c->d_model;
-    return c->n_layers * ((c->kernel - 1) * d + d + window * c->d_head + window * d);
+/* The state buffer: the per-model constants (the SSM decay tanh(a_raw), L x d floats),
+ * then what atome_reset zeroes: the conv window, the SSM state and the key/value ring.
+ * The f32 path keeps keys and values in float32; the i8 path in 8 bits with one float
+ * scale per key and per value vector (127 / absmax), the scales before the bytes. */
+static uint64_t constant_bytes(const atome_config *c) {
+    return 4 * (uint64_t)c->n_layers * c->d_model;
 }
 
-/* the per-model constants before it: the SSM decay tanh(a_raw) */
-static uint64_t constant_floats(const atome_config *c) {
-    return (uint64_t)c->n_layers * c->d_model;
+static uint64_t resettable_bytes(const atome_config *c, uint64_t window, int path) {
+    uint64_t d = c->d_model, L = c->n_layers, ring = window * (c->d_head + d);
+    uint64_t floats = L * ((c->kernel - 1) * d + d);
+    if (path == ATOME_PATH_F32) return 4 * (floats + L * ring);
+    return 4 * (floats + 2 * L * window) + ((L * ring + 3) & ~(uint64_t)3);
 }
 
 static size_t checked_size(uint64_t bytes) {
     return bytes > (uint64_t)(size_t)-1 ? 0 : (size_t)bytes;
 }
 
-size_t atome_state_bytes(const atome_config *c, uint32_t window) {
-    if (!config_ok(c) || window < 1 || window > ATOME_MAX_WINDOW) return 0;
-    return checked_size(4 * (constant_floats(c) + state_floats(c, window)));
+static int sizes_ok(const atome_config *c, uint32_t window, int path) {
+    return config_ok(c) && window >= 1 && window <= ATOME_MAX_WINDOW &&
+           (path == ATOME_PATH_F32 || path == ATOME_PATH_I8);
 }
 
-/* floats: x h conv_in local ssm_out attn (d each), q (d_head), scores (window), gates (4);
- * then top (top_k u32), then h8 (d int16, rounded up to 4 bytes) */
-size_t atome_scratch_bytes(const atome_config *c, uint32_t window) {
+size_t atome_state_bytes(const atome_config *c, uint32_t window, int path) {
+    if (!sizes_ok(c, window, path)) return 0;
+    return checked_size(constant_bytes(c) + resettable_bytes(c, window, path));
+}
+
+/* floats: x h conv_in local ssm_out attn (d each), q (d_head), scores (window), gates (4),
+ * kv (i8 path: d_head + d); then top (top_k u32), then h8 (d int16, rounded up to 4 bytes) */
+size_t atome_scratch_bytes(const atome_config *c, uint32_t window, int path) {
     uint64_t floats;
-    if (!config_ok(c) || window < 1 || window > ATOME_MAX_WINDOW) return 0;
+    if (!sizes_ok(c, window, path)) return 0;
     floats = 6 * (uint64_t)c->d_model + c->d_head + window + 4;
+    if (path == ATOME_PATH_I8) floats += c->d_head + (uint64_t)c->d_model;
     return checked_size(4 * (floats + c->top_k) + ((2 * (uint64_t)c->d_model + 3) & ~(uint64_t)3));
 }
 
@@ -282,28 +304,28 @@ size_t atome_sizeof_model(void) { return sizeof(atome_model); }
 size_t atome_sizeof_state(void) { return sizeof(atome_state); }
 
 void atome_reset(atome_state *s) {
-    const atome_config *c = &s->model->cfg;
-    memset(s->conv, 0, 4 * (size_t)state_floats(c, s->window));
+    memset(s->conv, 0, (size_t)resettable_bytes(&s->model->cfg, s->window, s->path));
     s->filled = s->head = s->pos = 0;
 }
 
 int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int path,
                      void *state_buf, size_t state_len, void *scratch_buf, size_t scratch_len) {
     const atome_config *c;
-    size_t need_state, need_scratch, d, L, l, i;
+    size_t need_state, need_scratch, d, L, l, i, ring;
     float *f;
     if (!s || !m || !state_buf || !scratch_buf) return ATOME_ERR_BAD_ARGUMENT;
     if (path != ATOME_PATH_F32 && path != ATOME_PATH_I8) return ATOME_ERR_BAD_ARGUMENT;
     c = &m->cfg;
     if (!config_ok(c)) return ATOME_ERR_CONFIG_LIMITS;
     if (window < 1 || window > ATOME_MAX_WINDOW) return ATOME_ERR_BAD_ARGUMENT;
-    need_state = atome_state_bytes(c, window);
-    need_scratch = atome_scratch_bytes(c, window);
+    need_state = atome_state_bytes(c, window, path);
+    need_scratch = atome_scratch_bytes(c, window, path);
     if (need_state == 0 || need_scratch == 0) return ATOME_ERR_CONFIG_LIMITS;
     if (state_len < need_state || scratch_len < need_scratch) return ATOME_ERR_BUFFER_TOO_SMALL;
     if (((uintptr_t)state_buf & 3) || ((uintptr_t)scratch_buf & 3)) return ATOME_ERR_MISALIGNED;
     d = c->d_model;
     L = c->n_layers;
+    ring = L * (size_t)window;
     s->model = m;
     s->path = path;
     s->window = window;
@@ -311,8 +333,17 @@ int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int 
     s->decay = f;  f += L * d;
     s->conv = f;   f += L * (c->kernel - 1) * d;
     s->ssm = f;    f += L * d;
-    s->keys = f;   f += L * (size_t)window * c->d_head;
-    s->values = f;
+    s->keys = s->values = s->key_scale = s->value_scale = 0;
+    s->keys8 = s->values8 = 0;
+    if (path == ATOME_PATH_F32) {
+        s->keys = f;        f += ring * c->d_head;
+        s->values = f;
+    } else {
+        s->key_scale = f;   f += ring;
+        s->value_scale = f; f += ring;
+        s->keys8 = (int8_t *)f;
+        s->values8 = s->keys8 + ring * c->d_head;
+    }
     f = (float *)scratch_buf;
     s->x = f;       f += d;
     s->h = f;       f += d;
@@ -323,6 +354,7 @@ int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int 
     s->q = f;       f += c->d_head;
     s->scores = f;  f += window;
     s->gates = f;   f += 4;
+    s->kv = f;      if (path == ATOME_PATH_I8) f += c->d_head + d;
     s->top = (uint32_t *)f;
     s->h8 = (int16_t *)(s->top + c->top_k);
     for (l = 0; l < L; l++) /* constant per model: tanh once here, not at every step */
@@ -367,18 +399,19 @@ static void ssm_step(const atome_model *m, uint32_t layer, const float *decay, f
 
 /* Top-k attention over the ring (q, this token's key and value already computed and
  * stored at s->head). Scores in time order; the k largest kept in descending order,
- * ties to the earlier token; softmax over those; out = sum of weight * value in that order. */
+ * ties to the earlier token; softmax over those; out = sum of weight * value in that order.
+ * On the i8 path a key or value is its 8-bit codes divided by its scale. */
 static void topk_attention(atome_state *s, uint32_t layer, float *out) {
     const atome_config *c = &s->model->cfg;
     uint32_t d = c->d_model, dh = c->d_head, N = s->window, n = s->filled, i, j, count = 0;
     uint32_t k = c->top_k < n ? c->top_k : n;
     uint32_t oldest = (s->head + N - n + 1) % N;
-    const float *keys = s->keys + (size_t)layer * N * dh;
-    const float *values = s->values + (size_t)layer * N * d;
+    size_t ring = (size_t)layer * N;
     float inv_sqrt_dh = atome_rsqrt((float)dh), top_score, total = 0.0f;
     for (i = 0; i < n; i++) {
-        uint32_t slot = (oldest + i) % N;
-        s->scores[i] = dot_lanes(s->q, keys + (size_t)slot * dh, dh) * inv_sqrt_dh;
+        size_t slot = ring + (oldest + i) % N;
+        s->scores[i] = s->keys ? dot_lanes(s->q, s->keys + slot * dh, dh) * inv_sqrt_dh
+                               : (dot_lanes_i8(s->q, s->keys8 + slot * dh, dh) / s->key_scale[slot]) * inv_sqrt_dh;
     }
     for (i = 0; i < n; i++) { /* insertion into the sorted list s->top[0..count) */
         float score = s->scores[i];
@@ -401,8 +434,15 @@ static void topk_attention(atome_state *s, uint32_t layer, float *out) {
     for (i = 0; i < d; i++) out[i] = 0.0f;
     for (j = 0; j < k; j++) {
         float w = s->scores[s->top[j]] / total;
-        const float *v = values + (size_t)((oldest + s->top[j]) % N) * d;
-        for (i = 0; i < d; i++) out[i] += w * v[i];
+        size_t slot = ring + (oldest + s->top[j]) % N;
+        if (s->values) {
+            const float *v = s->values + slot * d;
+            for (i = 0; i < d; i++) out[i] += w * v[i];
+        } else {
+            const int8_t *v = s->values8 + slot * d;
+            w = w / s->value_scale[slot];
+            for (i = 0; i < d; i++) out[i] += w * (float)v[i];
+        }
     }
 }
 
@@ -429,23 +469,25 @@ int atome_step(atome_state *s, uint32_t token, float *logits) {
         for (i = 0; i < d; i++) s->x[i] = trit_at(m->embed.codes, (size_t)token * d + i) * scale;
     }
     for (l = 0; l < c->n_layers; l++) {
-        float *key = s->keys + ((size_t)l * N + s->head) * dh;
-        float *value = s->values + ((size_t)l * N + s->head) * d;
+        size_t slot = (size_t)l * N + s->head;
         float *g = s->gates, top;
         layer_norm(s->x, d, &m->norm_w, &m->norm_b, l, s->h);
         if (s->path == ATOME_PATH_I8) {
-            float q_scale = quantize_i8(s->h, d, s->h8);
+            float q_scale = quantize_i8(s->h, d, s->h8, 0);
             for (i = 0; i < d; i++) s->conv_in[i] = (float)s->h8[i] / q_scale;
             matvec_i8(&m->router, l, s->h8, q_scale, 3, d, g);
             matvec_i8(&m->wq, l, s->h8, q_scale, dh, d, s->q);
-            matvec_i8(&m->wk, l, s->h8, q_scale, dh, d, key);
-            matvec_i8(&m->wv, l, s->h8, q_scale, d, d, value);
+            /* key and value through the float scratch, then into the ring in 8 bits */
+            matvec_i8(&m->wk, l, s->h8, q_scale, dh, d, s->kv);
+            s->key_scale[slot] = quantize_i8(s->kv, dh, 0, s->keys8 + slot * dh);
+            matvec_i8(&m->wv, l, s->h8, q_scale, d, d, s->kv);
+            s->value_scale[slot] = quantize_i8(s->kv, d, 0, s->values8 + slot * d);
         } else {
             memcpy(s->conv_in, s->h, sizeof(float) * d);
             matvec_f32(&m->router, l, s->h, 3, d, g);
             matvec_f32(&m->wq, l, s->h, dh, d, s->q);
-            matvec_f32(&m->wk, l, s->h, dh, d, key);
-            matvec_f32(&m->wv, l, s->h, d, d, value);
+            matvec_f32(&m->wk, l, s->h, dh, d, s->keys + slot * dh);
+            matvec_f32(&m->wv, l, s->h, d, d, s->values + slot * d);
         }
         top = g[0]; /* router softmax over the three pathways */
         if (g[1] > top) top = g[1];
@@ -465,7 +507,7 @@ int atome_step(atome_state *s, uint32_t token, float *logits) {
     }
     layer_norm(s->x, d, &m->final_w, &m->final_b, 0, s->h);
     if (s->path == ATOME_PATH_I8) {
-        float q_scale = quantize_i8(s->h, d, s->h8);
+        float q_scale = quantize_i8(s->h, d, s->h8, 0);
         matvec_i8(&m->unembed, 0, s->h8, q_scale, c->vocab, d, logits);
     } else {
         matvec_f32(&m->unembed, 0, s->h, c->vocab, d, logits);

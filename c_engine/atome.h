@@ -126,17 +126,21 @@ typedef struct {
     /* state (state buffer; atome_reset zeroes it) */
     float *conv;       /* per layer (kernel - 1) x d: the previous conv inputs, oldest first */
     float *ssm;        /* per layer d */
-    float *keys;       /* per layer window x d_head */
-    float *values;     /* per layer window x d_model */
+    float *keys;       /* f32 path: per layer window x d_head */
+    float *values;     /* f32 path: per layer window x d_model */
+    int8_t *keys8, *values8;         /* i8 path: the same in 8 bits ... */
+    float *key_scale, *value_scale;  /* ... and per layer window scales: a key is keys8 / key_scale */
     /* scratch (scratch buffer) */
     float *x, *h, *conv_in, *local, *ssm_out, *attn, *q, *scores, *gates;
+    float *kv;         /* i8 path: a key or value before it goes into the ring */
     uint32_t *top;     /* top_k ring slots */
     int16_t *h8;       /* 8-bit activations, -128..127, held in int16 (ATOME_PATH_I8) */
 } atome_state;
 
-/* Bytes of state / scratch for a config and an attention window (0: invalid or too big). */
-size_t atome_state_bytes(const atome_config *cfg, uint32_t window);
-size_t atome_scratch_bytes(const atome_config *cfg, uint32_t window);
+/* Bytes of state / scratch for a config, an attention window and a path (0: invalid or
+ * too big). The i8 path keeps its key/value ring in 8 bits, a quarter of the f32 path's. */
+size_t atome_state_bytes(const atome_config *cfg, uint32_t window, int path);
+size_t atome_scratch_bytes(const atome_config *cfg, uint32_t window, int path);
 
 /* Both buffers 4-byte aligned, at least the sizes above; the model must outlive s. */
 int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int path,

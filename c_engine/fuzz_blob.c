@@ -22,7 +22,7 @@
 static void run_steps(const atome_model *m, const uint8_t *data, size_t size, uint8_t mode) {
     uint32_t window = 1 + ((mode >> 2) & 7), t;
     int path = (mode >> 5) & 1 ? ATOME_PATH_I8 : ATOME_PATH_F32;
-    size_t state_bytes = atome_state_bytes(&m->cfg, window), scratch_bytes = atome_scratch_bytes(&m->cfg, window);
+    size_t state_bytes = atome_state_bytes(&m->cfg, window, path), scratch_bytes = atome_scratch_bytes(&m->cfg, window, path);
     size_t logit_bytes = sizeof(float) * m->cfg.vocab;
     atome_state s;
     void *state, *scratch;

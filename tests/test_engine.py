@@ -256,24 +256,29 @@ def test_atome01_needs_a_config_whose_size_matches():
 def test_state_and_scratch_sizes_and_refusals(lib):
     cfg = F.PRESETS["60k"]
     d, L, dh, K = cfg.d_model, cfg.n_layers, cfg.d_head, cfg.kernel
+    state_bytes = lambda window, path: lib.atome_state_bytes(ctypes.byref(E.Config.of(cfg)), window, path)
     for window in (1, 64, 128):
-        want = 4 * L * (d + (K - 1) * d + d + window * (dh + d))   # SSM decay, conv window, SSM, keys, values
-        assert lib.atome_state_bytes(ctypes.byref(E.Config.of(cfg)), window) == want
-    assert lib.atome_state_bytes(ctypes.byref(E.Config.of(cfg)), 0) == 0
+        # SSM decay, conv window, SSM state; keys and values in float32 on the f32 path ...
+        assert state_bytes(window, 0) == 4 * L * (d + (K - 1) * d + d + window * (dh + d))
+        # ... in 8 bits on the i8 path, with one float scale per key and per value
+        assert state_bytes(window, 1) == 4 * L * (d + (K - 1) * d + d + 2 * window) + L * window * (dh + d)
+    assert state_bytes(0, 0) == state_bytes(8, 2) == 0
     model = E.Model(F.write_blob(cfg, E.random_tensors(cfg)))
-    state = E._buffer(model.state_bytes(8))
-    scratch = E._buffer(model.scratch_bytes(8))
-    st_struct = E._buffer(lib.atome_sizeof_state())
-    init = lambda window, path, s_off, s_len, c_len: lib.atome_state_init(
-        E._ptr(st_struct), E._ptr(model._view), window, path, E._ptr(state) + s_off, s_len,
-        E._ptr(scratch), c_len)
-    sb, cb = model.state_bytes(8), model.scratch_bytes(8)
-    assert E.status_name(init(8, 0, 0, sb, cb)) == "OK"
-    assert E.status_name(init(8, 0, 0, sb - 1, cb)) == "BUFFER_TOO_SMALL"
-    assert E.status_name(init(8, 0, 0, sb, cb - 1)) == "BUFFER_TOO_SMALL"
-    assert E.status_name(init(4, 0, 2, sb - 8, cb)) == "MISALIGNED"   # window 4 needs less: only alignment fails
-    assert E.status_name(init(0, 0, 0, sb, cb)) == "BAD_ARGUMENT"
-    assert E.status_name(init(8, 7, 0, sb, cb)) == "BAD_ARGUMENT"
+    for path in (0, 1):
+        name = list(E.PATHS)[path]
+        state = E._buffer(model.state_bytes(8, name))
+        scratch = E._buffer(model.scratch_bytes(8, name))
+        st_struct = E._buffer(lib.atome_sizeof_state())
+        init = lambda window, path, s_off, s_len, c_len: lib.atome_state_init(
+            E._ptr(st_struct), E._ptr(model._view), window, path, E._ptr(state) + s_off, s_len,
+            E._ptr(scratch), c_len)
+        sb, cb = model.state_bytes(8, name), model.scratch_bytes(8, name)
+        assert E.status_name(init(8, path, 0, sb, cb)) == "OK"
+        assert E.status_name(init(8, path, 0, sb - 1, cb)) == "BUFFER_TOO_SMALL"
+        assert E.status_name(init(8, path, 0, sb, cb - 1)) == "BUFFER_TOO_SMALL"
+        assert E.status_name(init(4, path, 2, sb - 8, cb)) == "MISALIGNED"   # window 4 needs less: only alignment fails
+        assert E.status_name(init(0, path, 0, sb, cb)) == "BAD_ARGUMENT"
+        assert E.status_name(init(8, 7, 0, sb, cb)) == "BAD_ARGUMENT"
 
 
 def test_bad_tokens_prompts_and_arguments_are_refused_clearly():

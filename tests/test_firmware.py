@@ -164,7 +164,7 @@ def test_blob_stays_in_flash_and_ram_matches_the_engines_sizes(tiny_blob):
     assert int(run.load["at"], 16) + len(tiny_blob) <= FLASH_END
     assert sizes["rodata"] >= len(tiny_blob) > sizes["data"] + sizes["bss"] - 2048   # not copied to RAM
     host = E.Model(tiny_blob)
-    assert run.ram["state"] == host.state_bytes(16) and run.ram["scratch"] == host.scratch_bytes(16)
+    assert run.ram["state"] == host.state_bytes(16, "i8") and run.ram["scratch"] == host.scratch_bytes(16, "i8")
     assert run.ram["arena"] == 0
     ram = FW.ram_usage(run, sizes)
     assert ram["total_ram"] == sizes["data"] + sizes["bss"] + run.ram["work_used"] + run.stack["used"]

@@ -149,8 +149,8 @@ int main(void) {
     sh_puts("\n");
     if (status != ATOME_OK) return fail(EXIT_ENGINE, "load", status);
 
-    state_bytes = atome_state_bytes(&model.cfg, window);
-    scratch_bytes = atome_scratch_bytes(&model.cfg, window);
+    state_bytes = atome_state_bytes(&model.cfg, window, path);
+    scratch_bytes = atome_scratch_bytes(&model.cfg, window, path);
     state_buf = take(state_bytes);
     scratch_buf = take(scratch_bytes);
     logits = take(sizeof(float) * model.cfg.vocab);
