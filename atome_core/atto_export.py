@@ -12,7 +12,8 @@ The file (schema version 1):
 Tensors are row-major little-endian float32, base64: decoding gives the exact float32
 weights, so Python -> JSON -> Python reproduces the logits bit for bit. Layouts:
 wte (V, E); full_maps (n_full, E, H), index 0 the current character; lowrank_in
-(n_full, E, r) and lowrank_out (r, H); hidden_bias (H); proj (H, E); diag_gains
+(n_full, E, r) and lowrank_out (r, H); hidden_bias (H); layer2 (H, H2) and layer2_bias
+(H2); proj (H or H2, E); diag_gains
 (n_diag, E), index 0 the position n_full back; output_bias (V).
 
 `reference_next_logits` evaluates a model from its JSON in float64 numpy with one fixed
@@ -56,8 +57,12 @@ def tensor_shapes(cfg: AttoConfig) -> dict:
             shapes["lowrank_out"] = (r, H)
         if cfg.hidden_bias:
             shapes["hidden_bias"] = (H,)
-        if cfg.n_hidden and cfg.n_hidden != E:
-            shapes["proj"] = (H, E)
+        if cfg.n_hidden2:
+            shapes["layer2"] = (H, cfg.n_hidden2)
+            if cfg.hidden_bias:
+                shapes["layer2_bias"] = (cfg.n_hidden2,)
+        if cfg.last_width != E:
+            shapes["proj"] = (cfg.last_width, E)
     if cfg.n_diag:
         shapes["diag_gains"] = (cfg.n_diag, E)
     if cfg.output_bias:
@@ -205,12 +210,16 @@ class ReferenceModel:
                     h += u[j] * t["lowrank_out"][j]
             if cfg.hidden_bias:
                 h += t["hidden_bias"]
-            if cfg.nonlinearity == "relu":
-                h = np.where(h > 0, h, 0.0)
-            elif cfg.nonlinearity == "tanh":
-                h = np.tanh(h)
-            if "proj" in t:
+            h = self.activation(h)
+            if cfg.n_hidden2:
+                h2 = np.zeros(cfg.n_hidden2)
                 for o in range(H):
+                    h2 += h[o] * t["layer2"][o]
+                if cfg.hidden_bias:
+                    h2 += t["layer2_bias"]
+                h = self.activation(h2)
+            if "proj" in t:
+                for o in range(cfg.last_width):
                     z += h[o] * t["proj"][o]
             else:
                 z = h.copy()
@@ -226,6 +235,13 @@ class ReferenceModel:
         if cfg.output_bias:
             logits += t["output_bias"]
         return logits
+
+    def activation(self, h: np.ndarray) -> np.ndarray:
+        if self.cfg.nonlinearity == "relu":
+            return np.where(h > 0, h, 0.0)
+        if self.cfg.nonlinearity == "tanh":
+            return np.tanh(h)
+        return h
 
     def greedy(self, prompt: str, n_new: int) -> tuple[str, float]:
         """(continuation text, smallest gap between the best and second-best logit)."""
@@ -338,6 +354,7 @@ def cli_atto(argv: list) -> int:
     tr.add_argument("--budget", type=int, required=True, help="exact parameter count, e.g. 1024")
     tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
     tr.add_argument("--corpus", default="shakespeare")
+    tr.add_argument("--max-chars", type=int, help="use only the first N characters of the corpus")
     tr.add_argument("--steps", type=int, default=800)
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--seq-len", type=int, default=128)
@@ -371,7 +388,7 @@ def cli_atto(argv: list) -> int:
         if args.command == "train":
             if args.budget not in atto.BUDGETS and args.config is None:
                 print(f"note: {args.budget} is not one of the book's budgets {atto.BUDGETS}", file=sys.stderr)
-            data = atto.series_data(args.corpus)
+            data = atto.series_data(args.corpus, max_chars=args.max_chars)
             if args.config:
                 cfg = AttoConfig(**json.loads(args.config))
                 if count_params(cfg) != args.budget:

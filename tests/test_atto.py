@@ -18,6 +18,8 @@ VARIANTS = [
     AttoConfig(n_embd=2, n_full=0, n_diag=3),
     AttoConfig(n_embd=1, n_full=0, skip=True),
     AttoConfig(n_embd=3, n_full=1, n_diag=1, nonlinearity="none", output_bias=True),
+    AttoConfig(n_embd=4, n_full=2, n_hidden=5, n_hidden2=3, nonlinearity="relu", hidden_bias=True, n_diag=1),
+    AttoConfig(n_embd=4, n_full=2, n_hidden2=4, nonlinearity="tanh", skip=True),
 ]
 
 
@@ -40,6 +42,9 @@ def naive_logits(model: AttoModel, idx: torch.Tensor) -> torch.Tensor:
                 if cfg.hidden_bias:
                     h = h + p["hidden_bias"]
                 h = atto.activation(h, cfg.nonlinearity)
+                if cfg.n_hidden2:
+                    h = h @ p["layer2"] + (p["layer2_bias"] if cfg.hidden_bias else 0)
+                    h = atto.activation(h, cfg.nonlinearity)
                 z = h @ p["proj"] if "proj" in p else h
             for k in range(cfg.n_full, cfg.n_full + cfg.n_diag):
                 z = z + p["diag_gains"][k - cfg.n_full] * xs[k]
@@ -91,8 +96,9 @@ def test_every_budget_has_exactly_its_parameter_count():
         for cfg in list(shapes.values()):
             assert count_params(cfg) == budget
             assert AttoModel(cfg).num_params() == budget
-            for v in atto.variant_candidates(budget, cfg):
-                assert count_params(v) == budget == AttoModel(v).num_params()
+        deepest = max(shapes.values(), key=lambda c: (c.n_full, c.n_embd))
+        for v in atto.variant_candidates(budget, deepest):
+            assert count_params(v) == budget == AttoModel(v).num_params()
     assert atto.BUDGETS == (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
@@ -117,6 +123,7 @@ def test_vocab_is_deterministic_and_folds_rare_characters():
     text = "aaaabbbc" + "d" * 2 + "xyz"
     v = AttoVocab.from_text(text, size=4)
     assert v.symbols == ["a", "b", "d"] and v.other == 3
+    assert AttoVocab.from_text("ab", size=5).symbols == ["a", "b", " ", "!"]  # topped up, same size
     assert v.decode(v.encode("abdc?")) == "abd\ufffd\ufffd"
     assert v.changed_fraction("abcz") == 0.5
     assert AttoVocab.from_dict(v.to_dict()).symbols == v.symbols
@@ -199,3 +206,39 @@ def test_transformer_counts_are_exact():
     model = tiny_transformer.TinyTransformer(tiny_transformer.for_budget(4096, 8, 1, 2))
     idx = torch.randint(0, 64, (2, 10))
     assert model(idx).shape == (2, 10, 64) and model.loss(idx, idx).item() > 0
+
+
+def test_cli_train_export_sample(tmp_path, capsys):
+    from atome_core.cli import main
+    ckpt, js = tmp_path / "m.safetensors", tmp_path / "m.json"
+    cfg = '{"n_embd": 2, "n_full": 2, "n_hidden": 10, "n_diag": 2, "nonlinearity": "relu", "output_bias": true}'
+    assert main(["atto", "train", "--budget", "256", "--config", cfg, "--steps", "3", "--batch-size", "4",
+                 "--max-chars", "40000", "--out", str(ckpt)]) == 0
+    assert "validation loss" in capsys.readouterr().out
+    assert main(["atto", "export", str(ckpt), "--out", str(js)]) == 0
+    model, _ = atto_export.load(js)
+    assert model.num_params() == 256
+    assert main(["atto", "export", str(ckpt), "--web", "--out", str(tmp_path / "web")]) == 0
+    assert json.loads((tmp_path / "web" / "models.json").read_text())["models"][0]["num_params"] == 256
+    capsys.readouterr()
+    assert main(["atto", "sample", str(js), "--prompt", "to be", "--chars", "12", "--greedy"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("to be") and len(out.rstrip("\n")) == 17
+    # a config that does not have the budget's count is refused with a clear message
+    assert main(["atto", "train", "--budget", "512", "--config", cfg, "--out", str(ckpt), "--max-chars", "40000"]) == 2
+    assert "not 512" in capsys.readouterr().err
+
+
+def test_search_budget_returns_an_exact_winner_with_its_learning_rate():
+    tokens = np.random.default_rng(0).integers(0, 64, 5000)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = atto.search_budget(512, tokens, tokens[:600], steps=2, batch_size=4, seq_len=16, lr=1e-2)
+    finally:
+        torch.set_num_threads(threads)
+    assert count_params(r.best) == 512 and r.lr in (1e-2, 2e-2) and set(r.lr_losses) == {1e-2, 2e-2}
+    assert r.best_loss == min(list(r.shape_losses.values()) + [l for _, l in r.variant_losses]
+                              + list(r.lr_losses.values()))
+    assert any(c.n_hidden2 for c, _ in r.variant_losses)  # the second-layer variant was tried
+    assert all(count_params(c) == 512 for c in list(r.shape_configs.values()) + [c for c, _ in r.variant_losses])

@@ -60,14 +60,18 @@ def _train_small_models() -> tuple:
     vocab = atto.AttoVocab.from_text(text + "".join(map(chr, range(32, 127))))  # 63 symbols + other
     tokens = vocab.encode(text)
     twists = [{}, {"nonlinearity": "tanh"}, {"hidden_bias": True}, {"skip": True}, {"rank": 2},
-              {"nonlinearity": "none"}, {}, {"nonlinearity": "tanh", "skip": True}, {"hidden_bias": True}]
+              {"nonlinearity": "none"}, {"second": 0.5}, {"nonlinearity": "tanh", "skip": True},
+              {"hidden_bias": True, "second": 0.5}]
     models = []
     for budget, twist in zip(atto.BUDGETS, twists):
         shapes = atto.shape_candidates(budget, atto.search_widths(budget), (2, 0))
         base = shapes.get((max(e for e, _ in shapes), 2)) or next(iter(shapes.values()))
         cfg = base
         if base.n_full and twist:
-            cfg = atto.fit_hidden(budget, replace(base, n_hidden=0, n_diag=0, **twist), max_diag=64) or base
+            twist = dict(twist)
+            second = twist.pop("second", 0.0)
+            cfg = atto.fit_hidden(budget, replace(base, n_hidden=0, n_diag=0, **twist), max_diag=64,
+                                  second=second) or base
         assert atto.count_params(cfg) == budget
         model, _ = atto.train_atto(cfg, tokens, tokens[:300], steps=25, batch_size=8, seq_len=64, lr=3e-2, seed=0)
         models.append({"name": f"atto-{budget}", "model": model, "vocab": vocab, "info": {}})

@@ -7,6 +7,7 @@ with embedding width E:
     x_k   = wte[c_{t-k}]                                 k = 0 (the current character) .. context-1
     h     = sum_{k < n_full} x_k W_k  (+ hidden bias)    per-position maps, E -> H
     z     = f(h) (P if H != E)                           f: none | relu | tanh; P: H -> E
+            (or f(f(h) U + c2) P with a second hidden layer U: H -> H2)
     z    += sum_{n_full <= k < context} g_k * x_k        far positions: one gain per dimension
     z    += x_0                                          when skip: a parameter-free residual
     logit = z wte^T (+ output bias)                      readout tied to the embedding
@@ -61,8 +62,13 @@ class AttoVocab:
         if size < 2:
             raise ValueError(f"vocabulary size must be at least 2, got {size}")
         counts = Counter(text)
-        ranked = sorted(counts, key=lambda ch: (-counts[ch], ord(ch)))
-        return cls([ch for ch in ranked if ch != OTHER_DISPLAY][: size - 1])
+        ranked = [ch for ch in sorted(counts, key=lambda ch: (-counts[ch], ord(ch))) if ch != OTHER_DISPLAY]
+        # A text with fewer distinct characters is topped up with unused printable ASCII (in
+        # code-point order), so the vocabulary - and every parameter count - stays the same.
+        fillers = (chr(c) for c in list(range(32, 127)) + list(range(161, 1024)) if chr(c) not in counts)
+        while len(ranked) < size - 1:
+            ranked.append(next(fillers))
+        return cls(ranked[: size - 1])
 
     @property
     def size(self) -> int:
@@ -137,7 +143,8 @@ class AttoConfig:
     n_embd: int = 16          # E: embedding width (and readout width: tied)
     n_full: int = 8           # nearest positions with a full (or low-rank) E x H map
     n_diag: int = 0           # further positions with one gain per dimension
-    n_hidden: int = 0         # H; 0 means H = E and no projection P
+    n_hidden: int = 0         # H; 0 means H = E
+    n_hidden2: int = 0        # H2: a second hidden layer H -> H2 (0: none)
     rank: int = 0             # 0: full per-position maps; r > 0: W_k = A_k B
     nonlinearity: str = "none"
     hidden_bias: bool = False
@@ -148,13 +155,13 @@ class AttoConfig:
         for name in ("vocab_size", "n_embd"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"AttoConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("n_full", "n_diag", "n_hidden", "rank"):
+        for name in ("n_full", "n_diag", "n_hidden", "n_hidden2", "rank"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"AttoConfig.{name} must be a non-negative integer, got {getattr(self, name)!r}")
         if self.nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}")
-        if self.n_full == 0 and (self.n_hidden or self.rank or self.hidden_bias):
-            raise ValueError("n_hidden, rank and hidden_bias need n_full >= 1")
+        if self.n_full == 0 and (self.n_hidden or self.n_hidden2 or self.rank or self.hidden_bias):
+            raise ValueError("n_hidden, n_hidden2, rank and hidden_bias need n_full >= 1")
         if self.context < 1 and not self.skip:
             raise ValueError("the model sees no context: set n_full, n_diag or skip")
 
@@ -167,11 +174,16 @@ class AttoConfig:
     def hidden(self) -> int:
         return self.n_hidden or self.n_embd
 
+    @property
+    def last_width(self) -> int:
+        """Width of the last hidden layer; a projection P maps it to E when it differs."""
+        return self.n_hidden2 or self.hidden
+
     def describe(self) -> str:
         mix = f"{self.n_full} full" if not self.rank else f"{self.n_full} rank-{self.rank}"
         parts = [f"E={self.n_embd}", f"context {self.context} ({mix} + {self.n_diag} diagonal)"]
-        if self.n_hidden:
-            parts.append(f"H={self.n_hidden}")
+        if self.n_hidden or self.n_hidden2:
+            parts.append(f"H={self.hidden}" + (f"+{self.n_hidden2}" if self.n_hidden2 else ""))
         parts.append(self.nonlinearity)
         if self.hidden_bias:
             parts.append("hidden bias")
@@ -184,14 +196,23 @@ class AttoConfig:
 
 def count_params(cfg: AttoConfig) -> int:
     """The exact number of parameters of AttoModel(cfg), from the config alone."""
-    V, E, H, r = cfg.vocab_size, cfg.n_embd, cfg.hidden, cfg.rank
+    return count_terms(cfg.vocab_size, cfg.n_embd, cfg.n_full, cfg.n_diag, cfg.hidden, cfg.n_hidden2,
+                       cfg.rank, cfg.hidden_bias, cfg.output_bias)
+
+
+def count_terms(V: int, E: int, n_full: int, n_diag: int, H: int, H2: int, rank: int,
+                hidden_bias: bool, output_bias: bool) -> int:
+    """count_params on plain numbers (H is the first hidden width, E when it has none)."""
     n = V * E                                                          # wte (tied readout)
-    if cfg.n_full:
-        n += cfg.n_full * E * H if r == 0 else cfg.n_full * E * r + r * H
-        n += H if cfg.hidden_bias else 0
-        n += H * E if cfg.n_hidden and cfg.n_hidden != E else 0          # projection P
-    n += cfg.n_diag * E                                                 # far-position gains
-    n += V if cfg.output_bias else 0
+    if n_full:
+        n += n_full * E * H if rank == 0 else n_full * E * rank + rank * H
+        n += H if hidden_bias else 0
+        if H2:
+            n += H * H2 + (H2 if hidden_bias else 0)
+        last = H2 or H
+        n += last * E if last != E else 0                              # projection P
+    n += n_diag * E                                                    # far-position gains
+    n += V if output_bias else 0
     return n
 
 
@@ -213,8 +234,12 @@ class AttoModel(nn.Module):
             self.lowrank_out = nn.Parameter(torch.randn(r, H) / math.sqrt(r))
         if cfg.n_full and cfg.hidden_bias:
             self.hidden_bias = nn.Parameter(torch.zeros(H))
-        if cfg.n_full and cfg.n_hidden and cfg.n_hidden != E:
-            self.proj = nn.Parameter(torch.randn(H, E) / math.sqrt(H))
+        if cfg.n_full and cfg.n_hidden2:
+            self.layer2 = nn.Parameter(torch.randn(H, cfg.n_hidden2) / math.sqrt(H))
+            if cfg.hidden_bias:
+                self.layer2_bias = nn.Parameter(torch.zeros(cfg.n_hidden2))
+        if cfg.n_full and cfg.last_width != E:
+            self.proj = nn.Parameter(torch.randn(cfg.last_width, E) / math.sqrt(cfg.last_width))
         if cfg.n_diag:
             self.diag_gains = nn.Parameter(torch.full((cfg.n_diag, E), 1.0 / cfg.context))
         if cfg.output_bias:
@@ -243,6 +268,11 @@ class AttoModel(nn.Module):
             if cfg.hidden_bias:
                 h = h + self.hidden_bias
             h = activation(h, cfg.nonlinearity)
+            if cfg.n_hidden2:
+                h = h @ self.layer2
+                if cfg.hidden_bias:
+                    h = h + self.layer2_bias
+                h = activation(h, cfg.nonlinearity)
             z = h @ self.proj if hasattr(self, "proj") else h
         if cfg.n_diag:
             # Depthwise: tap j is position k = context-1-j; the last n_full outputs look too recent.
@@ -344,19 +374,32 @@ def fill_budget(budget: int, template: AttoConfig, max_diag: int = 8) -> AttoCon
     return cfg if count_params(cfg) == budget else None
 
 
-def fit_hidden(budget: int, template: AttoConfig, max_diag: int = 8, min_diag: int = 0) -> AttoConfig | None:
+def fit_hidden(budget: int, template: AttoConfig, max_diag: int = 8, min_diag: int = 0,
+               second: float = 0.0) -> AttoConfig | None:
     """The widest hidden layer H for which far-position gains (min_diag..max_diag of them)
-    fill `budget` exactly; None when no H >= 1 fits. H = E means no projection."""
+    fill `budget` exactly; None when no H >= 1 fits. H = E means no hidden width of its own.
+
+    second > 0 adds a second hidden layer of width about second * H (the nearest width,
+    within a quarter of it either way, that makes the count exact).
+    """
     if template.n_full == 0:
         return fill_budget(budget, template, max_diag)
-    E = template.n_embd
-    for H in range(budget // max(1, template.n_full * (template.rank or E)), 0, -1):
-        t = replace(template, n_hidden=0 if H == E else H)
-        if template.rank and H < 1:
-            continue
-        cfg = fill_budget(budget, t, max_diag)
-        if cfg is not None and cfg.n_diag >= min_diag:
-            return cfg
+    t, E = template, template.n_embd
+    for H in range(budget // (t.n_full * (t.rank or E)), 0, -1):
+        widths2 = [0]
+        if second > 0:
+            target = max(1, round(second * H))
+            slack = max(1, target // 4)
+            widths2 = sorted((w for w in range(target - slack, target + slack + 1) if w >= 1),
+                             key=lambda w: abs(w - target))
+        for H2 in widths2:
+            # plain arithmetic first: building a config for every (H, H2) is slow
+            rest = budget - count_terms(t.vocab_size, E, t.n_full, 0, H, H2, t.rank, t.hidden_bias, t.output_bias)
+            if rest < 0 or rest % E or not min_diag <= rest // E <= max_diag:
+                continue
+            cfg = fill_budget(budget, replace(t, n_hidden=0 if H == E else H, n_hidden2=H2), max_diag)
+            if cfg is not None:
+                return cfg
     return None
 
 
@@ -389,12 +432,13 @@ def shape_candidates(budget: int, widths, fulls, max_diag: int = 8, vocab_size: 
 
 def variant_candidates(budget: int, best: AttoConfig, max_diag: int = 8) -> list[AttoConfig]:
     """Alternatives around the best shape, each refilled to the exact budget: other
-    nonlinearities, a hidden bias, the skip path, low-rank mixing, and a long tail of
-    per-dimension gains (tying across positions) in place of hidden units."""
+    nonlinearities, a hidden bias, the skip path, low-rank mixing, a long tail of
+    per-dimension gains (tying across positions) in place of hidden units, and a second
+    hidden layer (half as wide as the first) at the same width and at half the width."""
     if best.n_full == 0:
         return []
     E = best.n_embd
-    base = replace(best, n_hidden=0, n_diag=0)
+    base = replace(best, n_hidden=0, n_hidden2=0, n_diag=0)
     tries = [replace(base, nonlinearity="tanh"), replace(base, nonlinearity="none"),
              replace(base, hidden_bias=True), replace(base, skip=True),
              replace(base, rank=max(1, E // 2))]
@@ -403,10 +447,11 @@ def variant_candidates(budget: int, best: AttoConfig, max_diag: int = 8) -> list
         cfg = fit_hidden(budget, t, max(max_diag, 2 * E if t.hidden_bias else max_diag))
         if cfg is not None and cfg != best:
             out.append(cfg)
-    tail = fit_hidden(budget, base, max_diag=64, min_diag=24)
-    if tail is not None and tail != best:
-        out.append(tail)
-    return out
+    out.append(fit_hidden(budget, base, max_diag=64, min_diag=24))
+    out.append(fit_hidden(budget, base, max_diag, second=0.5))
+    if E >= 2:
+        out.append(fit_hidden(budget, replace(base, n_embd=E // 2), max_diag, second=0.5))
+    return [c for c in dict.fromkeys(out) if c is not None and c != best]
 
 
 def search_widths(budget: int, all_widths=(1, 2, 4, 8, 16, 32, 64), n_widths: int = 3,
@@ -428,6 +473,8 @@ class SearchResult:
     best: AttoConfig
     best_loss: float
     seconds: float
+    lr: float = 0.0               # the learning rate the winner trains with
+    lr_losses: dict = None        # lr -> loss of the winner's short run
 
 
 def train_recipe(model: nn.Module, train_tokens, val_tokens, *, steps: int, batch_size: int, seq_len: int,
@@ -464,6 +511,8 @@ def search_budget(budget: int, train_tokens, val_tokens, *, widths=None, n_width
        as wide as fits, output bias, far-position gains filling the rest exactly), plus the
        linear family (n_full = 0: skip path and gains only) at the largest width.
     2. Variants around the best shape (variant_candidates), when `variants`.
+    3. The winner once more at twice the learning rate (when `variants`); the better rate
+       is the one its final training uses.
     Each candidate trains `steps` steps (train_atto, same seed); the lowest stream_loss on
     val_tokens wins. Every candidate has exactly `budget` parameters.
     """
@@ -472,9 +521,9 @@ def search_budget(budget: int, train_tokens, val_tokens, *, widths=None, n_width
     val_score = np.asarray(val_tokens)
     trainer_val = val_score[: seq_len * 2 + 1]
 
-    def score(cfg, tag):
+    def score(cfg, tag, rate=lr):
         model, _ = train_atto(cfg, train_tokens, trainer_val, steps=steps, batch_size=batch_size,
-                              seq_len=seq_len, lr=lr, seed=seed, progress_desc=f"atto-{budget} {tag}")
+                              seq_len=seq_len, lr=rate, seed=seed, progress_desc=f"atto-{budget} {tag}")
         loss = stream_loss(model, val_score)
         if log:
             log(f"atto-{budget} {tag:8s} {cfg.describe():75s} {loss:.4f}")
@@ -494,5 +543,9 @@ def search_budget(budget: int, train_tokens, val_tokens, *, widths=None, n_width
         variant_losses.append((cfg, loss))
         if loss < best_loss:
             best, best_loss = cfg, loss
-    return SearchResult(budget, shape_losses, shapes, variant_losses, best, best_loss,
-                        time.perf_counter() - t0)
+    lr_losses = {lr: best_loss}
+    if variants:
+        lr_losses[2 * lr] = score(best, "2x lr", 2 * lr)
+    best_lr = min(lr_losses, key=lr_losses.get)
+    return SearchResult(budget, shape_losses, shapes, variant_losses, best, lr_losses[best_lr],
+                        time.perf_counter() - t0, best_lr, lr_losses)

@@ -129,13 +129,13 @@ class TinyTransformer(nn.Module):
 
 def contrast_config(budget: int, target_block: int = 32, vocab_size: int = 64) -> TinyTransformerConfig | None:
     """Chapter 1's transformer for a budget: the widest power-of-two E whose embedding takes at
-    most half the budget and whose MLP can be at least E wide, one layer, heads of size 4 (one
-    head below E = 4), the block size closest to target_block that makes the count exact.
+    most half the budget and whose MLP can be at least E wide, one layer, heads of size 8 (one
+    head below E = 8), the block size closest to target_block that makes the count exact.
     None when nothing fits (64 parameters)."""
     for E in (64, 32, 16, 8, 4, 2, 1):
         if vocab_size * E * 2 > budget:
             continue
-        cfg = for_budget(budget, E, 1, max(1, E // 4), target_block, min_block=8, max_block=128,
+        cfg = for_budget(budget, E, 1, max(1, E // 8), target_block, min_block=8, max_block=128,
                          vocab_size=vocab_size)
         if cfg is not None and cfg.n_mlp >= E:
             return cfg

@@ -116,10 +116,16 @@
         }
       }
       if (c.hidden_bias) for (o = 0; o < H; o++) h[o] += t.hidden_bias[o];
-      if (c.nonlinearity === "relu") for (o = 0; o < H; o++) h[o] = h[o] > 0 ? h[o] : 0;
-      else if (c.nonlinearity === "tanh") for (o = 0; o < H; o++) h[o] = Math.tanh(h[o]);
+      activate(h, c.nonlinearity);
+      if (c.n_hidden2 > 0) {
+        var H2 = c.n_hidden2, h2 = new Float64Array(H2);
+        for (o = 0; o < H; o++) for (var q = 0; q < H2; q++) h2[q] += h[o] * t.layer2[o * H2 + q];
+        if (c.hidden_bias) for (q = 0; q < H2; q++) h2[q] += t.layer2_bias[q];
+        activate(h2, c.nonlinearity);
+        h = h2;
+      }
       if (t.proj) {
-        for (o = 0; o < H; o++) for (e = 0; e < E; e++) z[e] += h[o] * t.proj[o * E + e];
+        for (o = 0; o < h.length; o++) for (e = 0; e < E; e++) z[e] += h[o] * t.proj[o * E + e];
       } else {
         for (e = 0; e < E; e++) z[e] = h[e];
       }
@@ -143,6 +149,12 @@
     if (c.output_bias) for (v = 0; v < V; v++) logits[v] += t.output_bias[v];
     return logits;
   };
+
+  function activate(h, name) {  // in place; relu as `h > 0 ? h : 0`, as the reference
+    var o;
+    if (name === "relu") for (o = 0; o < h.length; o++) h[o] = h[o] > 0 ? h[o] : 0;
+    else if (name === "tanh") for (o = 0; o < h.length; o++) h[o] = Math.tanh(h[o]);
+  }
 
   function argmax(a) {  // the first maximum, as numpy
     var best = 0;
