@@ -27,8 +27,8 @@ install: $(INSTALLED) sysdeps vendor corpora
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 	  { echo "python venv unavailable; installing python3-venv"; apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,eval]'
+	$(BIN)/python -m pip install -qq --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -e '.[test,eval]'
 	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') and '+cpu' in v else 'unexpected torch ' + v)"
 	touch $@
 

