@@ -2,12 +2,21 @@
  *
  * Read atome.h first. This file is the arithmetic: every float operation happens in
  * the order written here, and atome_core/engine.py repeats it operation for operation
- * in NumPy, so both produce the same float32 bits. Compile with -ffp-contract=off
- * (no fused multiply-add) and without -ffast-math.
+ * in NumPy, so both produce the same float32 bits (and the same integers on the i8
+ * path). Compile with -ffp-contract=off (no fused multiply-add) and without -ffast-math.
+ * Right shifts of negative integers are arithmetic (GCC and Clang, every target).
  */
 #include "atome.h"
 
 #include <string.h>
+
+/* The hot loops stay functions of their own: inlined into one big step, they run out
+ * of registers on a Cortex-M (measured: twice the instructions per multiply-add). */
+#if defined(__GNUC__)
+#define KERNEL __attribute__((noinline)) static
+#else
+#define KERNEL static
+#endif
 
 /* ---------------------------------------------------------------------------------
  * Reading the blob. Weights stay where they are (flash); floats are assembled from
@@ -56,17 +65,11 @@ static float scale_of(const atome_trits *w, uint32_t layer) {
     return read_f32(w->scale + (size_t)layer * w->scale_stride);
 }
 
-/* A byte of four 2-bit codes -> its four trits (code 10 never passes the loader). */
-#define TRIT(c) (((c) & 1) - ((c) & 2))
-#define ROW(b) { TRIT(b), TRIT((b) >> 2), TRIT((b) >> 4), TRIT((b) >> 6) }
-#define R4(b) ROW(b), ROW((b) + 1), ROW((b) + 2), ROW((b) + 3)
-#define R16(b) R4(b), R4((b) + 4), R4((b) + 8), R4((b) + 12)
-#define R64(b) R16(b), R16((b) + 16), R16((b) + 32), R16((b) + 48)
-static const float TRITS_F32[256][4] = { R64(0), R64(64), R64(128), R64(192) };
-static const int16_t TRITS_I16[256][4] = { R64(0), R64(64), R64(128), R64(192) };
+/* A 2-bit code -> its trit: 00 = 0, 01 = +1, 11 = -1 (10 never passes the loader). */
+#define TRIT(c) ((int32_t)((c) & 1) - (int32_t)((c) & 2))
 
-static float trit_at(const uint8_t *codes, size_t i) {
-    return TRITS_F32[codes[i >> 2]][i & 3];
+static uint32_t code_at(const uint8_t *codes, size_t i) {
+    return (uint32_t)(codes[i >> 2] >> (2 * (i & 3))) & 3;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -120,17 +123,49 @@ float atome_rsqrt(float x) { /* x > 0: bit-level first guess, three Newton steps
     return y + y * (0.5f - (half * y) * y);
 }
 
+/* The router's softmax over the three pathways, in place (g[3] gets the total). */
+static void softmax3(float *g) {
+    float top = g[0];
+    if (g[1] > top) top = g[1];
+    if (g[2] > top) top = g[2];
+    g[0] = atome_exp(g[0] - top);
+    g[1] = atome_exp(g[1] - top);
+    g[2] = atome_exp(g[2] - top);
+    g[3] = (g[0] + g[1]) + g[2];
+    g[0] = g[0] / g[3];
+    g[1] = g[1] / g[3];
+    g[2] = g[2] / g[3];
+}
+
 /* ---------------------------------------------------------------------------------
- * Sums in a fixed order: element i goes into lane i % 8, each lane in order, then a
- * fixed tree. Eight independent lanes also let the compiler keep them in registers. */
+ * The f32 path. Sums in a fixed order: element i goes into lane i % 8, each lane in
+ * order, then a fixed tree. Eight independent lanes also let the compiler keep them
+ * in (SIMD) registers. */
+#if ATOME_F32_PATH
+
+#define ROW(b) { TRIT(b), TRIT((b) >> 2), TRIT((b) >> 4), TRIT((b) >> 6) }
+#define R4(b) ROW(b), ROW((b) + 1), ROW((b) + 2), ROW((b) + 3)
+#define R16(b) R4(b), R4((b) + 4), R4((b) + 8), R4((b) + 12)
+#define R64(b) R16(b), R16((b) + 16), R16((b) + 32), R16((b) + 48)
+static const float TRITS_F32[256][4] = { R64(0), R64(64), R64(128), R64(192) };
+
+static float trit_at(const uint8_t *codes, size_t i) {
+    return TRITS_F32[codes[i >> 2]][i & 3];
+}
+
+static void clear_lanes(float a[8]) {
+    size_t j;
+    for (j = 0; j < 8; j++) a[j] = 0.0f;
+}
 
 static float lanes_total(const float a[8]) {
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
 static float sum_lanes(const float *x, size_t n) {
-    float a[8] = {0};
+    float a[8];
     size_t i = 0, j;
+    clear_lanes(a);
     for (; i + 8 <= n; i += 8)
         for (j = 0; j < 8; j++) a[j] += x[i + j];
     for (j = 0; i < n; i++, j++) a[j] += x[i];
@@ -138,19 +173,12 @@ static float sum_lanes(const float *x, size_t n) {
 }
 
 static float dot_lanes(const float *x, const float *y, size_t n) {
-    float a[8] = {0};
+    float a[8];
     size_t i = 0, j;
+    clear_lanes(a);
     for (; i + 8 <= n; i += 8)
         for (j = 0; j < 8; j++) a[j] += x[i + j] * y[i + j];
     for (j = 0; i < n; i++, j++) a[j] += x[i] * y[i];
-    return lanes_total(a);
-}
-
-/* The same with 8-bit y (the i8 path's keys). */
-static float dot_lanes_i8(const float *x, const int8_t *y, size_t n) {
-    float a[8] = {0};
-    size_t i;
-    for (i = 0; i < n; i++) a[i & 7] += x[i] * (float)y[i];
     return lanes_total(a);
 }
 
@@ -158,8 +186,9 @@ static float dot_lanes_i8(const float *x, const int8_t *y, size_t n) {
  * Rows that start on a byte take the fast path, eight trits (two bytes) a turn;
  * both paths do the same operations in the same lanes. */
 static float ternary_dot(const uint8_t *codes, size_t start, const float *x, size_t n) {
-    float a[8] = {0};
+    float a[8];
     size_t i = 0, j;
+    clear_lanes(a);
     if ((start & 3) == 0) {
         const uint8_t *p = codes + start / 4;
         for (; i + 8 <= n; i += 8, p += 2) {
@@ -172,30 +201,6 @@ static float ternary_dot(const uint8_t *codes, size_t start, const float *x, siz
     return lanes_total(a);
 }
 
-/* The same on 8-bit activations: an exact integer sum, so any order will do. The
- * values are -128..127 held in int16, and so are the trits: eight int16 lanes (a product
- * is at most 128 in size, so 128 turns cannot overflow them) multiply without widening
- * and are flushed into the int32 total every 1024 trits. */
-static int32_t ternary_dot_i8(const uint8_t *codes, size_t start, const int16_t *q, size_t n) {
-    int32_t total = 0;
-    size_t i = 0, j;
-    if ((start & 3) == 0) {
-        const uint8_t *p = codes + start / 4;
-        while (i + 8 <= n) {
-            int16_t a[8] = {0};
-            size_t stop = n - i > 8 * 128 ? i + 8 * 128 : n;
-            for (; i + 8 <= stop; i += 8, p += 2) {
-                const int16_t *lo = TRITS_I16[p[0]], *hi = TRITS_I16[p[1]];
-                for (j = 0; j < 4; j++) a[j] = (int16_t)(a[j] + lo[j] * q[i + j]);
-                for (j = 0; j < 4; j++) a[4 + j] = (int16_t)(a[4 + j] + hi[j] * q[i + 4 + j]);
-            }
-            for (j = 0; j < 8; j++) total += a[j];
-        }
-    }
-    for (; i < n; i++) total += TRITS_I16[codes[(start + i) >> 2]][(start + i) & 3] * q[i];
-    return total;
-}
-
 /* y = (W x) * scale for layer `layer` of a stack of (rows, cols) ternary matrices. */
 static void matvec_f32(const atome_trits *w, uint32_t layer, const float *x, uint32_t rows,
                        uint32_t cols, float *y) {
@@ -203,40 +208,6 @@ static void matvec_f32(const atome_trits *w, uint32_t layer, const float *x, uin
     size_t base = (size_t)layer * w->trit_stride;
     uint32_t r;
     for (r = 0; r < rows; r++) y[r] = ternary_dot(w->codes, base + (size_t)r * cols, x, cols) * scale;
-}
-
-/* y = float(W q) * (scale / s): q = 8-bit activations whose scale is s. */
-static void matvec_i8(const atome_trits *w, uint32_t layer, const int16_t *q, float s, uint32_t rows,
-                      uint32_t cols, float *y) {
-    float c = scale_of(w, layer) / s;
-    size_t base = (size_t)layer * w->trit_stride;
-    uint32_t r;
-    for (r = 0; r < rows; r++) y[r] = (float)ternary_dot_i8(w->codes, base + (size_t)r * cols, q, cols) * c;
-}
-
-/* Per-vector absmax quantisation to 8 bits (atome_core.quant.activation_quant_int8):
- * s = 127 / max(max|x|, 1e-5), q = clamp(round(x * s), -128, 127). Returns s. The
- * values go to q16 (held in int16, for the mat-vec lanes) or to q8 (the key/value ring). */
-static float quantize_i8(const float *x, uint32_t n, int16_t *q16, int8_t *q8) {
-    float amax = 0.0f, s;
-    uint32_t i;
-    for (i = 0; i < n; i++) {
-        float a = x[i] < 0.0f ? -x[i] : x[i];
-        if (a > amax) amax = a;
-    }
-    if (!(amax >= 1e-5f)) amax = 1e-5f;
-    s = 127.0f / amax;
-    for (i = 0; i < n; i++) {
-        float v = x[i] * s;
-        int16_t q;
-        if (v != v) q = 0;
-        else if (v >= 127.0f) q = 127;
-        else if (v <= -128.0f) q = -128;
-        else q = (int16_t)round_to_integer(v);
-        if (q16) q16[i] = q;
-        else q8[i] = (int8_t)q;
-    }
-    return s;
 }
 
 /* LayerNorm (eps 1e-5) with the affine vectors of layer `layer`. */
@@ -249,122 +220,6 @@ static void layer_norm(const float *x, uint32_t d, const atome_vector *w, const 
     rstd = atome_rsqrt(var + 1e-5f);
     for (i = 0; i < d; i++) out[i] = (out[i] * rstd) * vector_at(w, layer, i) + vector_at(b, layer, i);
 }
-
-/* ---------------------------------------------------------------------------------
- * State and scratch: carved out of the caller's buffers. */
-
-static int config_ok(const atome_config *c) {
-    return c && c->vocab >= 1 && c->vocab <= 65535 && c->d_model >= 1 && c->d_model <= 65535 &&
-           c->n_layers >= 1 && c->n_layers <= 65535 && c->d_head >= 1 && c->d_head <= 65535 &&
-           c->top_k >= 1 && c->top_k <= 65535 && c->kernel >= 1 && c->kernel <= 65535;
-}
-
-#define ATOME_MAX_WINDOW (1u << 24)
-
-/* The state buffer: the per-model constants (the SSM decay tanh(a_raw), L x d floats),
- * then what atome_reset zeroes: the conv window, the SSM state and the key/value ring.
- * The f32 path keeps keys and values in float32; the i8 path in 8 bits with one float
- * scale per key and per value vector (127 / absmax), the scales before the bytes. */
-static uint64_t constant_bytes(const atome_config *c) {
-    return 4 * (uint64_t)c->n_layers * c->d_model;
-}
-
-static uint64_t resettable_bytes(const atome_config *c, uint64_t window, int path) {
-    uint64_t d = c->d_model, L = c->n_layers, ring = window * (c->d_head + d);
-    uint64_t floats = L * ((c->kernel - 1) * d + d);
-    if (path == ATOME_PATH_F32) return 4 * (floats + L * ring);
-    return 4 * (floats + 2 * L * window) + ((L * ring + 3) & ~(uint64_t)3);
-}
-
-static size_t checked_size(uint64_t bytes) {
-    return bytes > (uint64_t)(size_t)-1 ? 0 : (size_t)bytes;
-}
-
-static int sizes_ok(const atome_config *c, uint32_t window, int path) {
-    return config_ok(c) && window >= 1 && window <= ATOME_MAX_WINDOW &&
-           (path == ATOME_PATH_F32 || path == ATOME_PATH_I8);
-}
-
-size_t atome_state_bytes(const atome_config *c, uint32_t window, int path) {
-    if (!sizes_ok(c, window, path)) return 0;
-    return checked_size(constant_bytes(c) + resettable_bytes(c, window, path));
-}
-
-/* floats: x h conv_in local ssm_out attn (d each), q (d_head), scores (window), gates (4),
- * kv (i8 path: d_head + d); then top (top_k u32), then h8 (d int16, rounded up to 4 bytes) */
-size_t atome_scratch_bytes(const atome_config *c, uint32_t window, int path) {
-    uint64_t floats;
-    if (!sizes_ok(c, window, path)) return 0;
-    floats = 6 * (uint64_t)c->d_model + c->d_head + window + 4;
-    if (path == ATOME_PATH_I8) floats += c->d_head + (uint64_t)c->d_model;
-    return checked_size(4 * (floats + c->top_k) + ((2 * (uint64_t)c->d_model + 3) & ~(uint64_t)3));
-}
-
-size_t atome_sizeof_model(void) { return sizeof(atome_model); }
-size_t atome_sizeof_state(void) { return sizeof(atome_state); }
-
-void atome_reset(atome_state *s) {
-    memset(s->conv, 0, (size_t)resettable_bytes(&s->model->cfg, s->window, s->path));
-    s->filled = s->head = s->pos = 0;
-}
-
-int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int path,
-                     void *state_buf, size_t state_len, void *scratch_buf, size_t scratch_len) {
-    const atome_config *c;
-    size_t need_state, need_scratch, d, L, l, i, ring;
-    float *f;
-    if (!s || !m || !state_buf || !scratch_buf) return ATOME_ERR_BAD_ARGUMENT;
-    if (path != ATOME_PATH_F32 && path != ATOME_PATH_I8) return ATOME_ERR_BAD_ARGUMENT;
-    c = &m->cfg;
-    if (!config_ok(c)) return ATOME_ERR_CONFIG_LIMITS;
-    if (window < 1 || window > ATOME_MAX_WINDOW) return ATOME_ERR_BAD_ARGUMENT;
-    need_state = atome_state_bytes(c, window, path);
-    need_scratch = atome_scratch_bytes(c, window, path);
-    if (need_state == 0 || need_scratch == 0) return ATOME_ERR_CONFIG_LIMITS;
-    if (state_len < need_state || scratch_len < need_scratch) return ATOME_ERR_BUFFER_TOO_SMALL;
-    if (((uintptr_t)state_buf & 3) || ((uintptr_t)scratch_buf & 3)) return ATOME_ERR_MISALIGNED;
-    d = c->d_model;
-    L = c->n_layers;
-    ring = L * (size_t)window;
-    s->model = m;
-    s->path = path;
-    s->window = window;
-    f = (float *)state_buf;
-    s->decay = f;  f += L * d;
-    s->conv = f;   f += L * (c->kernel - 1) * d;
-    s->ssm = f;    f += L * d;
-    s->keys = s->values = s->key_scale = s->value_scale = 0;
-    s->keys8 = s->values8 = 0;
-    if (path == ATOME_PATH_F32) {
-        s->keys = f;        f += ring * c->d_head;
-        s->values = f;
-    } else {
-        s->key_scale = f;   f += ring;
-        s->value_scale = f; f += ring;
-        s->keys8 = (int8_t *)f;
-        s->values8 = s->keys8 + ring * c->d_head;
-    }
-    f = (float *)scratch_buf;
-    s->x = f;       f += d;
-    s->h = f;       f += d;
-    s->conv_in = f; f += d;
-    s->local = f;   f += d;
-    s->ssm_out = f; f += d;
-    s->attn = f;    f += d;
-    s->q = f;       f += c->d_head;
-    s->scores = f;  f += window;
-    s->gates = f;   f += 4;
-    s->kv = f;      if (path == ATOME_PATH_I8) f += c->d_head + d;
-    s->top = (uint32_t *)f;
-    s->h8 = (int16_t *)(s->top + c->top_k);
-    for (l = 0; l < L; l++) /* constant per model: tanh once here, not at every step */
-        for (i = 0; i < d; i++) s->decay[l * d + i] = atome_tanh(vector_at(&m->a_raw, (uint32_t)l, (uint32_t)i));
-    atome_reset(s);
-    return ATOME_OK;
-}
-
-/* ---------------------------------------------------------------------------------
- * The three pathways. */
 
 /* Depthwise causal convolution: out[c] = scale * sum over taps, oldest first, of
  * trit * input; the window holds the kernel - 1 previous inputs and is shifted here. */
@@ -387,7 +242,7 @@ static void local_conv(const atome_model *m, uint32_t layer, float *window, cons
     }
 }
 
-/* Diagonal recurrence: s = tanh(a_raw) * s + b * h, out = c_out * s (decay = tanh(a_raw)). */
+/* Diagonal recurrence: s = decay * s + b * h, out = c_out * s (decay = tanh(a_raw)). */
 static void ssm_step(const atome_model *m, uint32_t layer, const float *decay, float *state, const float *h,
                      float *out) {
     uint32_t i;
@@ -396,122 +251,619 @@ static void ssm_step(const atome_model *m, uint32_t layer, const float *decay, f
         out[i] = vector_at(&m->c_out, layer, i) * state[i];
     }
 }
+#endif /* ATOME_F32_PATH */
 
-/* Top-k attention over the ring (q, this token's key and value already computed and
- * stored at s->head). Scores in time order; the k largest kept in descending order,
- * ties to the earlier token; softmax over those; out = sum of weight * value in that order.
- * On the i8 path a key or value is its 8-bit codes divided by its scale. */
-static void topk_attention(atome_state *s, uint32_t layer, float *out) {
-    const atome_config *c = &s->model->cfg;
-    uint32_t d = c->d_model, dh = c->d_head, N = s->window, n = s->filled, i, j, count = 0;
-    uint32_t k = c->top_k < n ? c->top_k : n;
-    uint32_t oldest = (s->head + N - n + 1) % N;
-    size_t ring = (size_t)layer * N;
-    float inv_sqrt_dh = atome_rsqrt((float)dh), top_score, total = 0.0f;
-    for (i = 0; i < n; i++) {
-        size_t slot = ring + (oldest + i) % N;
-        s->scores[i] = s->keys ? dot_lanes(s->q, s->keys + slot * dh, dh) * inv_sqrt_dh
-                               : (dot_lanes_i8(s->q, s->keys8 + slot * dh, dh) / s->key_scale[slot]) * inv_sqrt_dh;
+/* ---------------------------------------------------------------------------------
+ * The i8 path: integers. Activations are int32 in Q16 fixed point (value * 2^16),
+ * saturated to +-(2^31 - 1). A vector that goes into a ternary product, an attention
+ * score or a value sum is first quantised to 8 bits by its absmax (q = round(127 x /
+ * amax), so x is about q * amax / 127), which keeps every sum an exact integer.
+ * Per-channel parameters are read as floats and converted exactly to Q24; the float
+ * scale of a product becomes a multiplier m * 2^-shift, its own mantissa and exponent.
+ * Floats remain for a few numbers per vector, never per multiply-add. */
+
+#define Q 16   /* activations: value * 2^16 */
+#define QP 24  /* parameters and the SSM decay: value * 2^24 */
+#define QF 8   /* the per-term factors of the convolution and the attention value sum */
+#define SAT 2147483647
+
+static int32_t sat32(int64_t v) {
+    if ((uint64_t)(v + SAT) <= 2u * (uint64_t)SAT) return (int32_t)v; /* -SAT <= v <= SAT */
+    return v > 0 ? SAT : -SAT;
+}
+
+/* round(v / 2^s), halves up, 1 <= s <= 62 */
+static int64_t shift_round(int64_t v, int s) {
+    return (v + ((int64_t)1 << (s - 1))) >> s;
+}
+
+/* round(f * 2^frac), halves away from zero, saturated; 0 for NaN and subnormals
+ * (frac <= 24). From the float's bits: f = m * 2^(e - 150). */
+static int32_t fixed_from_float(float f, int frac) {
+    uint32_t u = bits_from_float(f), e = (u >> 23) & 255, m = (u & 0x7fffffu) | 0x800000u, v;
+    int shift = (int)e - 150 + frac;
+    if (e == 255 && (u & 0x7fffffu)) return 0;   /* NaN */
+    if (e == 0) return 0;
+    if (shift >= 8) v = SAT;                     /* m >= 2^23: at least 2^31 (or infinity) */
+    else if (shift >= 0) v = m << shift;
+    else if (shift >= -24) v = (m + (1u << (-shift - 1))) >> -shift;
+    else v = 0;
+    return u >> 31 ? -(int32_t)v : (int32_t)v;
+}
+
+/* A float as an exact multiplier m * 2^-shift, |m| < 2^24 (0 for zero, subnormals, inf, NaN). */
+typedef struct {
+    int32_t m;
+    int shift;
+} multiplier;
+
+static multiplier multiplier_of(float f) {
+    uint32_t u = bits_from_float(f), e = (u >> 23) & 255;
+    multiplier r;
+    r.m = 0;
+    r.shift = 0;
+    if (e == 0 || e == 255) return r;
+    r.m = (int32_t)((u & 0x7fffffu) | 0x800000u);
+    if (u >> 31) r.m = -r.m;
+    r.shift = 150 - (int)e;
+    return r;
+}
+
+/* round(a * f), halves up, saturated: |a * m| < 2^55, so int64 holds every step. */
+static int32_t scale_by(int32_t a, multiplier f) {
+    int64_t p = (int64_t)a * f.m;
+    if (f.shift > 0 && f.shift < 32) { /* the usual case, in 32-bit halves */
+        uint32_t s = (uint32_t)f.shift, lo, u;
+        int32_t hi, top;
+        p += (int64_t)((uint32_t)1 << (s - 1));
+        lo = (uint32_t)p;
+        hi = (int32_t)(p >> 32);
+        u = (lo >> s) | ((uint32_t)hi << (32 - s)); /* the low 32 bits of p >> s */
+        top = hi >> (s - 1);                        /* 0 or -1 when p >> s fits 32 bits */
+        if (top == 0) return (int32_t)u;
+        if (top == -1 && u > 0x80000000u) return -(int32_t)~u - 1;
+        return top < 0 ? -SAT : SAT;
     }
+    if (f.shift > 0 && f.shift < 56) return sat32(shift_round(p, f.shift));
+    if (f.shift >= 56) return 0;
+    if (p == 0) return 0;
+    if (f.shift <= -8) return p > 0 ? SAT : -SAT;   /* |p| >= 2^23, times 2^8 or more */
+    return sat32(p * ((int64_t)1 << -f.shift));
+}
+
+/* The factor from 8-bit codes to Q16 units of a vector quantised by amax, times scale. */
+static float dequant(float scale, int32_t amax) {
+    return (scale * (float)amax) * (1.0f / 127.0f);
+}
+
+static uint32_t max_abs(const int32_t *x, uint32_t n) {
+    uint32_t top = 0, i;
+    for (i = 0; i < n; i++) {
+        uint32_t a = x[i] < 0 ? 0u - (uint32_t)x[i] : (uint32_t)x[i];
+        if (a > top) top = a;
+    }
+    return top;
+}
+
+/* q = round(127 x / amax) by one 32-bit division per vector: x and amax shifted down
+ * to 16 bits (t), r = floor(127 2^23 / (amax >> t)), q = round((x >> t) r / 2^23),
+ * within -127..127. Returns amax (0: x is all zero, and so is q). */
+KERNEL int32_t quantize_q(const int32_t *x, uint32_t n, int8_t *q) {
+    uint32_t amax = max_abs(x, n), t = 0, i;
+    int32_t r;
+    if (amax == 0) {
+        for (i = 0; i < n; i++) q[i] = 0;
+        return 0;
+    }
+    while ((amax >> t) >= (1u << 16)) t++;
+    r = (int32_t)((127u << 23) / (amax >> t));
+    for (i = 0; i < n; i++) q[i] = (int8_t)(((x[i] >> t) * r + (1 << 22)) >> 23);
+    return (int32_t)amax;
+}
+
+/* The lookup table of 8-bit activations q for the ternary products: for each pair
+ * (q[2p], q[2p+1]) and each 4-bit code c of two trits, the sum trit(c & 3) q[2p] +
+ * trit(c >> 2) q[2p+1] (16 entries per pair). A byte of codes is then two lookups
+ * and two adds, for four multiply-adds. */
+KERNEL void build_lut(const int8_t *q, uint32_t n, int16_t *lut) {
+    uint32_t p;
+    for (p = 0; p < (n + 1) / 2; p++, lut += 16) {
+        int16_t a = q[2 * p], b = (int16_t)(2 * p + 1 < n ? q[2 * p + 1] : 0);
+        /* code c = 4 c1 + c0: trit(c0) a + trit(c1) b; entries with a 10 (never read) get 0 */
+        lut[0] = 0;
+        lut[1] = a;
+        lut[3] = (int16_t)-a;
+        lut[4] = b;
+        lut[5] = (int16_t)(b + a);
+        lut[7] = (int16_t)(b - a);
+        lut[12] = (int16_t)-b;
+        lut[13] = (int16_t)(a - b);
+        lut[15] = (int16_t)(-a - b);
+        lut[2] = lut[6] = lut[8] = lut[9] = lut[10] = lut[11] = lut[14] = 0;
+    }
+}
+
+/* sum over i < n of trit i (from trit number `start` of codes) times q[i], exactly. */
+KERNEL int32_t ternary_dot_q(const uint8_t *codes, size_t start, const int16_t *lut, const int8_t *q,
+                             uint32_t n) {
+    int32_t acc = 0;
+    uint32_t i = 0;
+    if ((start & 3) == 0) { /* rows that start on a byte: whole bytes from the table */
+        const uint8_t *p = codes + start / 4, *end = p + n / 4;
+        const int16_t *hi = lut + 16;
+        for (; p < end; lut += 32, hi += 32) {
+            uint32_t b = *p++;
+            acc += lut[b & 15] + hi[b >> 4];
+        }
+        i = n & ~3u;
+    }
+    for (; i < n; i++) acc += TRIT(code_at(codes, start + i)) * q[i];
+    return acc;
+}
+
+/* Two rows at once, both starting on a byte (stride bytes apart): they share the walk
+ * through the table. */
+KERNEL void ternary_dot2_q(const uint8_t *p0, size_t stride, uint32_t nbytes, const int16_t *lut, int32_t *acc) {
+    const uint8_t *p1 = p0 + stride, *end = p0 + nbytes;
+    const int16_t *hi = lut + 16;
+    int32_t a0 = 0, a1 = 0;
+    for (; p0 < end; lut += 32, hi += 32) {
+        uint32_t b0 = *p0++, b1 = *p1++;
+        a0 += lut[b0 & 15] + hi[b0 >> 4];
+        a1 += lut[b1 & 15] + hi[b1 >> 4];
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* The exact sums of row r (acc[0]) and, when the rows allow it, r + 1 (acc[1]) of a
+ * layer's (rows, cols) trits from trit number `base`; returns how many rows it did. */
+static uint32_t ternary_rows_q(const uint8_t *codes, size_t base, uint32_t r, uint32_t rows, uint32_t cols,
+                               const int16_t *lut, const int8_t *q, int32_t *acc) {
+    size_t start = base + (size_t)r * cols;
+    if (r + 1 < rows && (start & 3) == 0 && (cols & 3) == 0) {
+        ternary_dot2_q(codes + start / 4, cols / 4, cols / 4, lut, acc);
+        return 2;
+    }
+    acc[0] = ternary_dot_q(codes, start, lut, q, cols);
+    return 1;
+}
+
+/* y = round((W q) * scale * amax / 127) in Q16, W the layer's (rows, cols) trits. */
+KERNEL void matvec_q(const atome_trits *w, uint32_t layer, const int16_t *lut, const int8_t *q, int32_t amax,
+                     uint32_t rows, uint32_t cols, int32_t *y) {
+    multiplier f = multiplier_of(dequant(scale_of(w, layer), amax));
+    size_t base = (size_t)layer * w->trit_stride;
+    uint32_t r = 0, k, done;
+    int32_t acc[2];
+    while (r < rows)
+        for (done = ternary_rows_q(w->codes, base, r, rows, cols, lut, q, acc), k = 0; k < done; k++, r++)
+            y[r] = scale_by(acc[k], f);
+}
+
+/* LayerNorm in Q16. The statistics are exact integers of y = x >> t (t so |y| <= 2^14):
+ * sum, and d^2 times the variance, d sum(y^2) - sum^2; then one float 1/std per vector. */
+KERNEL void layer_norm_q(const int32_t *x, uint32_t d, const atome_vector *w, const atome_vector *b,
+                         uint32_t layer, int32_t *out) {
+    uint32_t amax = max_abs(x, d), t = 0, i;
+    int32_t sum = 0;
+    int64_t squares = 0, spread;
+    float var;
+    multiplier g;
+    while ((amax >> t) >= (1u << 14)) t++;
+    for (i = 0; i < d; i++) {
+        int32_t y = x[i] >> t;
+        sum += y;
+        squares += (int64_t)y * y;
+    }
+    spread = (int64_t)d * squares - (int64_t)sum * sum;
+    var = (((float)spread / (float)d) / (float)d) * pow2i(2 * (int)t - 2 * Q);
+    /* (x - mean) / std in Q16 = (d y - sum) * 2^t / (d std) */
+    g = multiplier_of((atome_rsqrt(var + 1e-5f) * pow2i((int)t)) / (float)d);
+    for (i = 0; i < d; i++) {
+        int32_t n = scale_by((int32_t)d * (x[i] >> t) - sum, g);
+        int64_t v = shift_round((int64_t)n * fixed_from_float(vector_at(w, layer, i), QP), QP);
+        out[i] = sat32(v + fixed_from_float(vector_at(b, layer, i), Q));
+    }
+}
+
+/* The convolution on 8-bit inputs: window = the kernel - 1 previous inputs (oldest
+ * first) with their amax, in = this one. Each tap's factor scale * amax / 127 in Q8,
+ * then out[c] = round(sum over taps of trit * code * factor / 2^8), exactly. */
+KERNEL void local_conv_q(const atome_model *m, uint32_t layer, int8_t *window, int32_t *window_amax,
+                         const int8_t *in, int32_t in_amax, int32_t *factor, const int8_t **rows, int32_t *out) {
+    uint32_t d = m->cfg.d_model, K = m->cfg.kernel, c, j;
+    float scale = scale_of(&m->conv, layer);
+    const uint8_t *codes = m->conv.codes;
+    int back = m->conv_newest_first; /* ATOME01: a channel's taps newest first */
+    size_t at = (size_t)layer * m->conv.trit_stride + (back ? K - 1 : 0);
+    for (j = 0; j < K; j++) {
+        rows[j] = j == K - 1 ? in : window + (size_t)j * d;
+        factor[j] = fixed_from_float(dequant(scale, j == K - 1 ? in_amax : window_amax[j]), QF);
+    }
+    for (c = 0; c < d; c++, at += K) {
+        int64_t acc = 0;
+        for (j = 0; j < K; j++) {
+            size_t i = back ? at - j : at + j;
+            uint32_t code = (uint32_t)(codes[i >> 2] >> (2 * (i & 3))) & 3;
+            if (code) {
+                int32_t v = code == 1 ? rows[j][c] : -rows[j][c];
+                acc += (int64_t)v * factor[j];
+            }
+        }
+        out[c] = sat32(shift_round(acc, QF));
+    }
+    if (K > 1) {
+        memmove(window, window + d, (size_t)(K - 2) * d);
+        memcpy(window + (size_t)(K - 2) * d, in, d);
+        memmove(window_amax, window_amax + 1, sizeof(int32_t) * (K - 2));
+        window_amax[K - 2] = in_amax;
+    }
+}
+
+/* s = decay * s + b * h, out = c_out * s, in Q16 with Q24 parameters. */
+KERNEL void ssm_q(const atome_model *m, uint32_t layer, const int32_t *decay, int32_t *state, const int32_t *h,
+                  int32_t *out) {
+    uint32_t i;
+    for (i = 0; i < m->cfg.d_model; i++) {
+        int64_t v = (int64_t)decay[i] * state[i] + (int64_t)fixed_from_float(vector_at(&m->ssm_b, layer, i), QP) * h[i];
+        state[i] = sat32(shift_round(v, QP));
+        out[i] = sat32(shift_round((int64_t)fixed_from_float(vector_at(&m->c_out, layer, i), QP) * state[i], QP));
+    }
+}
+
+/* ---------------------------------------------------------------------------------
+ * State and scratch: carved out of the caller's buffers, every array 8-byte aligned.
+ * The state buffer holds the per-model constants (the SSM decay), then what
+ * atome_reset zeroes; the scratch buffer one step's activations. */
+
+static int config_ok(const atome_config *c) {
+    return c && c->vocab >= 1 && c->vocab <= 65535 && c->d_model >= 1 && c->d_model <= 65535 &&
+           c->n_layers >= 1 && c->n_layers <= 65535 && c->d_head >= 1 && c->d_head <= 65535 &&
+           c->top_k >= 1 && c->top_k <= 65535 && c->kernel >= 1 && c->kernel <= 65535;
+}
+
+#define ATOME_MAX_WINDOW (1u << 24)
+
+static int path_ok(int path) {
+    return path == ATOME_PATH_I8 || (ATOME_F32_PATH && path == ATOME_PATH_F32);
+}
+
+/* Hands out `count` items of `size` bytes from a buffer (base 0: only counts, and
+ * every pointer handed out is 0). */
+typedef struct {
+    uint8_t *base;
+    uint64_t used;
+} carver;
+
+static void *carve(carver *a, uint64_t count, uint32_t size) {
+    void *p = a->base ? a->base + a->used : 0;
+    a->used += (count * size + 7) & ~(uint64_t)7;
+    return p;
+}
+
+/* Lays out the state buffer `buf` (0: only counts) and points s's arrays into it;
+ * returns its bytes, and in *constants the bytes before what atome_reset zeroes. */
+static uint64_t state_layout(const atome_config *c, uint64_t window, int path, atome_state *s, void *buf,
+                             uint64_t *constants) {
+    uint64_t d = c->d_model, L = c->n_layers, taps = L * (c->kernel - 1), ring = L * window;
+    carver a;
+    a.base = (uint8_t *)buf;
+    a.used = 0;
+#if ATOME_F32_PATH
+    if (path == ATOME_PATH_F32) {
+        s->f.decay = carve(&a, L * d, 4);
+        *constants = a.used;
+        s->f.conv = carve(&a, taps * d, 4);
+        s->f.ssm = carve(&a, L * d, 4);
+        s->f.keys = carve(&a, ring * c->d_head, 4);
+        s->f.values = carve(&a, ring * d, 4);
+        return a.used;
+    }
+#endif
+    s->i.decay = carve(&a, L * d, 4);
+    *constants = a.used;
+    s->i.ssm = carve(&a, L * d, 4);
+    s->i.conv_amax = carve(&a, taps, 4);
+    s->i.key_amax = carve(&a, ring, 4);
+    s->i.value_amax = carve(&a, ring, 4);
+    s->i.conv = carve(&a, taps * d, 1);
+    s->i.keys = carve(&a, ring * c->d_head, 1);
+    s->i.values = carve(&a, ring * d, 1);
+    return a.used;
+}
+
+/* Lays out the scratch buffer the same way. */
+static uint64_t scratch_layout(const atome_config *c, uint64_t window, int path, atome_state *s, void *buf) {
+    uint64_t d = c->d_model, dh = c->d_head, k = c->top_k, wide = d > dh ? d : dh;
+    uint64_t taps = c->kernel > k ? c->kernel : k;
+    carver a;
+    a.base = (uint8_t *)buf;
+    a.used = 0;
+    s->gates = carve(&a, 4, 4);
+    s->top = carve(&a, k, 4);
+#if ATOME_F32_PATH
+    if (path == ATOME_PATH_F32) {
+        s->f.x = carve(&a, d, 4);
+        s->f.h = carve(&a, d, 4);
+        s->f.local = carve(&a, d, 4);
+        s->f.ssm_out = carve(&a, d, 4);
+        s->f.attn = carve(&a, d, 4);
+        s->f.q = carve(&a, dh, 4);
+        s->f.scores = carve(&a, window, 4);
+        return a.used;
+    }
+#endif
+    s->i.rank = carve(&a, window, 8);
+    s->i.x = carve(&a, d, 4);
+    s->i.h = carve(&a, d, 4);
+    s->i.local = carve(&a, d, 4);
+    s->i.ssm_out = carve(&a, d, 4);
+    s->i.attn = carve(&a, d, 4);
+    s->i.tmp = carve(&a, wide > 3 ? wide : 3, 4);
+    s->i.factor = carve(&a, taps, 4);
+    s->i.rows = carve(&a, taps, 8); /* pointers, 8 bytes each: the same size on every target */
+    s->weights = carve(&a, k, 4);
+    s->i.lut = carve(&a, 16 * ((d + 1) / 2), 2);
+    s->i.h8 = carve(&a, d, 1);
+    s->i.q8 = carve(&a, dh, 1);
+    return a.used;
+}
+
+static size_t checked_size(uint64_t bytes) {
+    return bytes > (uint64_t)(size_t)-1 ? 0 : (size_t)bytes;
+}
+
+static int sizes_ok(const atome_config *c, uint32_t window, int path) {
+    return config_ok(c) && window >= 1 && window <= ATOME_MAX_WINDOW && path_ok(path);
+}
+
+size_t atome_state_bytes(const atome_config *c, uint32_t window, int path) {
+    uint64_t constants;
+    atome_state counting;
+    if (!sizes_ok(c, window, path)) return 0;
+    return checked_size(state_layout(c, window, path, &counting, 0, &constants));
+}
+
+size_t atome_scratch_bytes(const atome_config *c, uint32_t window, int path) {
+    atome_state counting;
+    if (!sizes_ok(c, window, path)) return 0;
+    return checked_size(scratch_layout(c, window, path, &counting, 0));
+}
+
+size_t atome_sizeof_model(void) { return sizeof(atome_model); }
+size_t atome_sizeof_state(void) { return sizeof(atome_state); }
+
+void atome_reset(atome_state *s) {
+    atome_state counting;
+    uint64_t constants, total = state_layout(&s->model->cfg, s->window, s->path, &counting, 0, &constants);
+    void *start = s->path == ATOME_PATH_I8 ? (void *)s->i.ssm : (void *)s->f.conv;
+    memset(start, 0, (size_t)(total - constants));
+    s->filled = s->head = s->pos = 0;
+}
+
+int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int path,
+                     void *state_buf, size_t state_len, void *scratch_buf, size_t scratch_len) {
+    const atome_config *c;
+    size_t need_state, need_scratch, d, l, i;
+    uint64_t constants;
+    if (!s || !m || !state_buf || !scratch_buf || !path_ok(path)) return ATOME_ERR_BAD_ARGUMENT;
+    c = &m->cfg;
+    if (!config_ok(c)) return ATOME_ERR_CONFIG_LIMITS;
+    if (window < 1 || window > ATOME_MAX_WINDOW) return ATOME_ERR_BAD_ARGUMENT;
+    need_state = atome_state_bytes(c, window, path);
+    need_scratch = atome_scratch_bytes(c, window, path);
+    if (need_state == 0 || need_scratch == 0) return ATOME_ERR_CONFIG_LIMITS;
+    if (state_len < need_state || scratch_len < need_scratch) return ATOME_ERR_BUFFER_TOO_SMALL;
+    if (((uintptr_t)state_buf & 7) || ((uintptr_t)scratch_buf & 7)) return ATOME_ERR_MISALIGNED;
+    memset(s, 0, sizeof *s);
+    s->model = m;
+    s->path = path;
+    s->window = window;
+    state_layout(c, window, path, s, state_buf, &constants);
+    scratch_layout(c, window, path, s, scratch_buf);
+    d = c->d_model;
+    for (l = 0; l < c->n_layers; l++) /* constant per model: tanh once here, not at every step */
+        for (i = 0; i < d; i++) {
+            float a = atome_tanh(vector_at(&m->a_raw, (uint32_t)l, (uint32_t)i));
+#if ATOME_F32_PATH
+            if (path == ATOME_PATH_F32) {
+                s->f.decay[l * d + i] = a;
+                continue;
+            }
+#endif
+            s->i.decay[l * d + i] = fixed_from_float(a, QP);
+        }
+    atome_reset(s);
+    return ATOME_OK;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Top-k attention over the ring: this token's key and value are already at s->head.
+ * Scores in time order (f32: s->f.scores; i8: s->i.rank, proportional to them); the k
+ * largest kept in descending order, ties to the earlier token; softmax over those; out
+ * = sum of weight * value in that order. */
+
+static int ranks_above(const atome_state *s, uint32_t i, uint32_t j) {
+#if ATOME_F32_PATH
+    if (s->path == ATOME_PATH_F32) return s->f.scores[i] > s->f.scores[j];
+#endif
+    return s->i.rank[i] > s->i.rank[j];
+}
+
+/* s->top[0..k) = the positions of the k best of n scores, best first. */
+static void select_top(atome_state *s, uint32_t n, uint32_t k) {
+    uint32_t i, count = 0;
     for (i = 0; i < n; i++) { /* insertion into the sorted list s->top[0..count) */
-        float score = s->scores[i];
         uint32_t at;
         if (count < k) at = count++;
-        else if (score > s->scores[s->top[k - 1]]) at = k - 1;
+        else if (ranks_above(s, i, s->top[k - 1])) at = k - 1;
         else continue;
-        while (at > 0 && score > s->scores[s->top[at - 1]]) {
+        while (at > 0 && ranks_above(s, i, s->top[at - 1])) {
             s->top[at] = s->top[at - 1];
             at--;
         }
         s->top[at] = i;
     }
-    top_score = s->scores[s->top[0]];
+}
+
+#if ATOME_F32_PATH
+static void attention_f32(atome_state *s, uint32_t layer, float *out) {
+    const atome_config *c = &s->model->cfg;
+    uint32_t d = c->d_model, dh = c->d_head, N = s->window, n = s->filled, i, j;
+    uint32_t k = c->top_k < n ? c->top_k : n, oldest = (s->head + N - n + 1) % N;
+    const float *keys = s->f.keys + (size_t)layer * N * dh, *values = s->f.values + (size_t)layer * N * d;
+    float inv_sqrt_dh = atome_rsqrt((float)dh), top_score, total = 0.0f, *scores = s->f.scores;
+    for (i = 0; i < n; i++) scores[i] = dot_lanes(s->f.q, keys + (size_t)((oldest + i) % N) * dh, dh) * inv_sqrt_dh;
+    select_top(s, n, k);
+    top_score = scores[s->top[0]];
     for (j = 0; j < k; j++) { /* scores no longer needed: keep the exponentials there */
-        float e = atome_exp(s->scores[s->top[j]] - top_score);
-        s->scores[s->top[j]] = e;
+        float e = atome_exp(scores[s->top[j]] - top_score);
+        scores[s->top[j]] = e;
         total += e;
     }
     for (i = 0; i < d; i++) out[i] = 0.0f;
     for (j = 0; j < k; j++) {
-        float w = s->scores[s->top[j]] / total;
-        size_t slot = ring + (oldest + s->top[j]) % N;
-        if (s->values) {
-            const float *v = s->values + slot * d;
-            for (i = 0; i < d; i++) out[i] += w * v[i];
-        } else {
-            const int8_t *v = s->values8 + slot * d;
-            w = w / s->value_scale[slot];
-            for (i = 0; i < d; i++) out[i] += w * (float)v[i];
-        }
+        float w = scores[s->top[j]] / total;
+        const float *v = values + (size_t)((oldest + s->top[j]) % N) * d;
+        for (i = 0; i < d; i++) out[i] += w * v[i];
+    }
+}
+#endif
+
+KERNEL int32_t dot_i8(const int8_t *a, const int8_t *b, uint32_t n) {
+    int32_t acc = 0;
+    uint32_t i = 0;
+    for (; i + 4 <= n; i += 4) acc += a[i] * b[i] + a[i + 1] * b[i + 1] + a[i + 2] * b[i + 2] + a[i + 3] * b[i + 3];
+    for (; i < n; i++) acc += a[i] * b[i];
+    return acc;
+}
+
+/* The i8 path: score_t = q8 . k8_t * amax_q * amax_k_t / (127^2 2^32 sqrt(d_head)); the
+ * ranking uses the exact integer dot * amax_k_t, the softmax its difference to the best
+ * in float. Each kept value's factor weight * amax_v / 127 in Q8, then an exact sum. */
+KERNEL void attention_q(atome_state *s, uint32_t layer, int32_t amax_q, int32_t *out) {
+    const atome_config *c = &s->model->cfg;
+    uint32_t d = c->d_model, dh = c->d_head, N = s->window, n = s->filled, i, j;
+    uint32_t k = c->top_k < n ? c->top_k : n, oldest = (s->head + N - n + 1) % N;
+    size_t ring = (size_t)layer * N;
+    float unit = (((float)amax_q / 16129.0f) * atome_rsqrt((float)dh)) * 0x1p-32f, total = 0.0f;
+    const int8_t *q8 = s->i.q8, **rows = s->i.rows;
+    int32_t *factor = s->i.factor;
+    int64_t best, *rank = s->i.rank;
+    uint32_t slot = oldest;
+    for (i = 0; i < n; i++) { /* time order: slot = (oldest + i) % N */
+        rank[i] = (int64_t)dot_i8(q8, s->i.keys + (ring + slot) * dh, dh) * s->i.key_amax[ring + slot];
+        if (++slot == N) slot = 0;
+    }
+    select_top(s, n, k);
+    best = rank[s->top[0]];
+    for (j = 0; j < k; j++) {
+        s->weights[j] = atome_exp((float)(rank[s->top[j]] - best) * unit);
+        total += s->weights[j];
+    }
+    total = 1.0f / total;
+    for (j = 0; j < k; j++) {
+        size_t at = ring + (oldest + s->top[j]) % N;
+        factor[j] = fixed_from_float(dequant(s->weights[j] * total, s->i.value_amax[at]), QF);
+        rows[j] = s->i.values + at * d;
+    }
+    for (i = 0; i < d; i++) {
+        int64_t acc = 0;
+        for (j = 0; j < k; j++) acc += (int64_t)factor[j] * rows[j][i];
+        out[i] = sat32(shift_round(acc, QF));
     }
 }
 
 /* ---------------------------------------------------------------------------------
  * One token. */
 
-int atome_step(atome_state *s, uint32_t token, float *logits) {
-    const atome_model *m;
-    const atome_config *c;
-    uint32_t d, dh, N, l, i;
-    if (!s || !s->model || !logits) return ATOME_ERR_BAD_ARGUMENT;
-    m = s->model;
-    c = &m->cfg;
-    if (token >= c->vocab) return ATOME_ERR_BAD_TOKEN;
-    d = c->d_model;
-    dh = c->d_head;
-    N = s->window;
-    s->head = s->filled == 0 ? 0 : (s->head + 1) % N;
-    if (s->filled < N) s->filled++;
+static void next_slot(atome_state *s) {
+    s->head = s->filled == 0 ? 0 : (s->head + 1) % s->window;
+    if (s->filled < s->window) s->filled++;
     s->pos++;
+}
 
-    {   /* embedding: row `token` of the ternary table times its scale */
-        float scale = scale_of(&m->embed, 0);
-        for (i = 0; i < d; i++) s->x[i] = trit_at(m->embed.codes, (size_t)token * d + i) * scale;
-    }
+#if ATOME_F32_PATH
+static void step_f32(atome_state *s, uint32_t token, float *logits) {
+    const atome_model *m = s->model;
+    const atome_config *c = &m->cfg;
+    uint32_t d = c->d_model, dh = c->d_head, l, i;
+    float scale = scale_of(&m->embed, 0), *g = s->gates, *x = s->f.x, *h = s->f.h;
+    for (i = 0; i < d; i++) x[i] = trit_at(m->embed.codes, (size_t)token * d + i) * scale;
     for (l = 0; l < c->n_layers; l++) {
-        size_t slot = (size_t)l * N + s->head;
-        float *g = s->gates, top;
-        layer_norm(s->x, d, &m->norm_w, &m->norm_b, l, s->h);
-        if (s->path == ATOME_PATH_I8) {
-            float q_scale = quantize_i8(s->h, d, s->h8, 0);
-            for (i = 0; i < d; i++) s->conv_in[i] = (float)s->h8[i] / q_scale;
-            matvec_i8(&m->router, l, s->h8, q_scale, 3, d, g);
-            matvec_i8(&m->wq, l, s->h8, q_scale, dh, d, s->q);
-            /* key and value through the float scratch, then into the ring in 8 bits */
-            matvec_i8(&m->wk, l, s->h8, q_scale, dh, d, s->kv);
-            s->key_scale[slot] = quantize_i8(s->kv, dh, 0, s->keys8 + slot * dh);
-            matvec_i8(&m->wv, l, s->h8, q_scale, d, d, s->kv);
-            s->value_scale[slot] = quantize_i8(s->kv, d, 0, s->values8 + slot * d);
-        } else {
-            memcpy(s->conv_in, s->h, sizeof(float) * d);
-            matvec_f32(&m->router, l, s->h, 3, d, g);
-            matvec_f32(&m->wq, l, s->h, dh, d, s->q);
-            matvec_f32(&m->wk, l, s->h, dh, d, s->keys + slot * dh);
-            matvec_f32(&m->wv, l, s->h, d, d, s->values + slot * d);
-        }
-        top = g[0]; /* router softmax over the three pathways */
-        if (g[1] > top) top = g[1];
-        if (g[2] > top) top = g[2];
-        g[0] = atome_exp(g[0] - top);
-        g[1] = atome_exp(g[1] - top);
-        g[2] = atome_exp(g[2] - top);
-        g[3] = (g[0] + g[1]) + g[2];
-        g[0] = g[0] / g[3];
-        g[1] = g[1] / g[3];
-        g[2] = g[2] / g[3];
-        local_conv(m, l, s->conv + (size_t)l * (c->kernel - 1) * d, s->conv_in, s->local);
-        ssm_step(m, l, s->decay + (size_t)l * d, s->ssm + (size_t)l * d, s->h, s->ssm_out);
-        topk_attention(s, l, s->attn);
+        size_t slot = (size_t)l * s->window + s->head;
+        layer_norm(x, d, &m->norm_w, &m->norm_b, l, h);
+        matvec_f32(&m->router, l, h, 3, d, g);
+        matvec_f32(&m->wq, l, h, dh, d, s->f.q);
+        matvec_f32(&m->wk, l, h, dh, d, s->f.keys + slot * dh);
+        matvec_f32(&m->wv, l, h, d, d, s->f.values + slot * d);
+        softmax3(g);
+        local_conv(m, l, s->f.conv + (size_t)l * (c->kernel - 1) * d, h, s->f.local);
+        ssm_step(m, l, s->f.decay + (size_t)l * d, s->f.ssm + (size_t)l * d, h, s->f.ssm_out);
+        attention_f32(s, l, s->f.attn);
         for (i = 0; i < d; i++)
-            s->x[i] = ((s->x[i] + g[0] * s->local[i]) + g[1] * s->ssm_out[i]) + g[2] * s->attn[i];
+            x[i] = ((x[i] + g[0] * s->f.local[i]) + g[1] * s->f.ssm_out[i]) + g[2] * s->f.attn[i];
     }
-    layer_norm(s->x, d, &m->final_w, &m->final_b, 0, s->h);
-    if (s->path == ATOME_PATH_I8) {
-        float q_scale = quantize_i8(s->h, d, s->h8, 0);
-        matvec_i8(&m->unembed, 0, s->h8, q_scale, c->vocab, d, logits);
-    } else {
-        matvec_f32(&m->unembed, 0, s->h, c->vocab, d, logits);
+    layer_norm(x, d, &m->final_w, &m->final_b, 0, h);
+    matvec_f32(&m->unembed, 0, h, c->vocab, d, logits);
+}
+#endif
+
+static void step_i8(atome_state *s, uint32_t token, float *logits) {
+    const atome_model *m = s->model;
+    const atome_config *c = &m->cfg;
+    uint32_t d = c->d_model, dh = c->d_head, K = c->kernel, l, i;
+    int32_t embed = fixed_from_float(scale_of(&m->embed, 0), Q), *x = s->i.x, *h = s->i.h, *tmp = s->i.tmp;
+    int32_t amax, amax_q, gate[3];
+    float *g = s->gates, unit;
+    for (i = 0; i < d; i++) x[i] = TRIT(code_at(m->embed.codes, (size_t)token * d + i)) * embed;
+    for (l = 0; l < c->n_layers; l++) {
+        size_t slot = (size_t)l * s->window + s->head;
+        layer_norm_q(x, d, &m->norm_w, &m->norm_b, l, h);
+        amax = quantize_q(h, d, s->i.h8);
+        build_lut(s->i.h8, d, s->i.lut);
+        matvec_q(&m->router, l, s->i.lut, s->i.h8, amax, 3, d, tmp);
+        for (i = 0; i < 3; i++) g[i] = (float)tmp[i] * 0x1p-16f;
+        softmax3(g);
+        for (i = 0; i < 3; i++) gate[i] = fixed_from_float(g[i], Q);
+        matvec_q(&m->wq, l, s->i.lut, s->i.h8, amax, dh, d, tmp);
+        amax_q = quantize_q(tmp, dh, s->i.q8);
+        matvec_q(&m->wk, l, s->i.lut, s->i.h8, amax, dh, d, tmp);
+        s->i.key_amax[slot] = quantize_q(tmp, dh, s->i.keys + slot * dh);
+        matvec_q(&m->wv, l, s->i.lut, s->i.h8, amax, d, d, tmp);
+        s->i.value_amax[slot] = quantize_q(tmp, d, s->i.values + slot * d);
+        local_conv_q(m, l, s->i.conv + (size_t)l * (K - 1) * d, s->i.conv_amax + (size_t)l * (K - 1), s->i.h8,
+                     amax, s->i.factor, s->i.rows, s->i.local);
+        ssm_q(m, l, s->i.decay + (size_t)l * d, s->i.ssm + (size_t)l * d, h, s->i.ssm_out);
+        attention_q(s, l, amax_q, s->i.attn);
+        for (i = 0; i < d; i++) {
+            int64_t mix = (int64_t)gate[0] * s->i.local[i] + (int64_t)gate[1] * s->i.ssm_out[i] +
+                          (int64_t)gate[2] * s->i.attn[i];
+            x[i] = sat32(x[i] + shift_round(mix, Q));
+        }
     }
+    layer_norm_q(x, d, &m->final_w, &m->final_b, 0, h);
+    amax = quantize_q(h, d, s->i.h8);
+    build_lut(s->i.h8, d, s->i.lut);
+    unit = dequant(scale_of(&m->unembed, 0), amax) * 0x1p-16f;
+    for (i = 0; i < c->vocab;) {
+        uint32_t done = ternary_rows_q(m->unembed.codes, 0, i, c->vocab, d, s->i.lut, s->i.h8, gate), k;
+        for (k = 0; k < done; k++, i++) logits[i] = (float)gate[k] * unit;
+    }
+}
+
+int atome_step(atome_state *s, uint32_t token, float *logits) {
+    if (!s || !s->model || !logits) return ATOME_ERR_BAD_ARGUMENT;
+    if (token >= s->model->cfg.vocab) return ATOME_ERR_BAD_TOKEN;
+    next_slot(s);
+#if ATOME_F32_PATH
+    if (s->path == ATOME_PATH_F32) {
+        step_f32(s, token, logits);
+        return ATOME_OK;
+    }
+#endif
+    step_i8(s, token, logits);
     return ATOME_OK;
 }
 
@@ -534,10 +886,31 @@ int atome_forward(atome_state *s, const uint32_t *tokens, size_t n, float *logit
 /* ---------------------------------------------------------------------------------
  * Picking the next token. */
 
+/* The first maximum; a NaN best is replaced by the next element (as if by
+ * `logits[i] > logits[best] || logits[best] != logits[best]`), compared as integers:
+ * a float's bits, negatives' magnitudes negated and -0 as +0, order like the floats. */
+static int32_t float_order(uint32_t u) {
+    return u >> 31 ? -(int32_t)(u & 0x7fffffffu) : (int32_t)u;
+}
+
 uint32_t atome_argmax(const float *logits, uint32_t n) {
-    uint32_t best = 0, i;
-    for (i = 1; i < n; i++)
-        if (logits[i] > logits[best] || logits[best] != logits[best]) best = i;
+    uint32_t best = 0, i, u;
+    int32_t top;
+    int nan_best;
+    if (n == 0) return 0;
+    memcpy(&u, logits, 4);
+    top = float_order(u);
+    nan_best = (u & 0x7fffffffu) > 0x7f800000u;
+    for (i = 1; i < n; i++) {
+        int is_nan;
+        memcpy(&u, logits + i, 4);
+        is_nan = (u & 0x7fffffffu) > 0x7f800000u;
+        if (nan_best || (!is_nan && float_order(u) > top)) {
+            best = i;
+            top = float_order(u);
+            nan_best = is_nan;
+        }
+    }
     return best;
 }
 
@@ -574,6 +947,6 @@ const char *atome_status_name(int status) {
         "OK", "BAD_MAGIC", "UNSUPPORTED_VERSION", "TRUNCATED", "TRAILING_BYTES", "CHECKSUM",
         "BAD_HEADER", "SECTION_BOUNDS", "SECTION_OVERLAP", "CONFIG_MISMATCH", "LEGACY_SIZE",
         "CORRUPT_SECTION", "CONFIG_LIMITS", "ARENA_TOO_SMALL", "BUFFER_TOO_SMALL", "MISALIGNED",
-        "BAD_ARGUMENT", "BAD_TOKEN"};
+        "BAD_ARGUMENT", "BAD_TOKEN", "CODEC_NOT_BUILT"};
     return status >= 0 && status < ATOME_N_STATUS ? names[status] : "UNKNOWN";
 }

@@ -18,18 +18,41 @@
  * buffer of keys and values). While fewer than `window` tokens have been seen this is
  * exactly full causal attention.
  *
- * Arithmetic: float32, in an order fixed by this file (dot products in 8 lanes, element
- * i into lane i % 8, lanes added as ((0+1)+(2+3))+((4+5)+(6+7))); exp, tanh and rsqrt
- * are the engine's own (atome_exp, atome_tanh, atome_rsqrt), so the host, a Cortex-M
- * and the NumPy reference compute the same bits. Build with -ffp-contract=off.
- * Two paths: ATOME_PATH_F32 (float activations) and ATOME_PATH_I8 (every ternary
- * matrix-vector product on 8-bit activations, one absmax scale per vector, int32 sums).
+ * Arithmetic, two paths; both in an order fixed by atome.c, which the NumPy reference
+ * repeats, so the host, a Cortex-M and the reference compute the same bits.
+ *   ATOME_PATH_F32: float32 activations (what the published weights were trained for).
+ *     Dot products in 8 lanes (element i into lane i % 8, lanes added as
+ *     ((0+1)+(2+3))+((4+5)+(6+7))); exp, tanh and rsqrt are the engine's own
+ *     (atome_exp, atome_tanh, atome_rsqrt). Build with -ffp-contract=off.
+ *   ATOME_PATH_I8: integers, for cores without an FPU. Activations are int32 in Q16
+ *     fixed point; every ternary product, attention score and value sum runs on 8-bit
+ *     activations (absmax per vector) with exact integer sums; keys, values and the
+ *     convolution window are stored in 8 bits. Floats remain only for a few numbers per
+ *     vector (the scale of a product, LayerNorm's 1/std, the softmaxes' exponentials).
+ *
+ * Build options (0 or 1; -D on the compiler's command line):
+ *   ATOME_F32_PATH  (default 1) the float32 path; 0 leaves it out (atome_state_init then
+ *                   refuses ATOME_PATH_F32 with ATOME_ERR_BAD_ARGUMENT)
+ *   ATOME_CODECS    (default 1) the packed trit codecs (base3x5, dense, rANS); 0 leaves
+ *                   them out and refuses such a blob with ATOME_ERR_CODEC_NOT_BUILT
+ *   ATOME_MINIMAL   (default 0) 1 sets both to 0: the firmware engine for an FPU-less
+ *                   core, which reads 2-bit blobs in place. Validation and CRC stay.
  */
 #ifndef ATOME_H
 #define ATOME_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#ifndef ATOME_MINIMAL
+#define ATOME_MINIMAL 0
+#endif
+#ifndef ATOME_F32_PATH
+#define ATOME_F32_PATH (!ATOME_MINIMAL)
+#endif
+#ifndef ATOME_CODECS
+#define ATOME_CODECS (!ATOME_MINIMAL)
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,11 +75,12 @@ enum {
     ATOME_ERR_CONFIG_LIMITS = 12,      /* a config outside 1..65535 or too big for this build */
     ATOME_ERR_ARENA_TOO_SMALL = 13,    /* a packed codec needs a bigger decode arena */
     ATOME_ERR_BUFFER_TOO_SMALL = 14,   /* state or scratch smaller than atome_*_bytes */
-    ATOME_ERR_MISALIGNED = 15,         /* state or scratch not 4-byte aligned */
+    ATOME_ERR_MISALIGNED = 15,         /* state or scratch not 8-byte aligned */
     ATOME_ERR_BAD_ARGUMENT = 16,       /* NULL pointer, window 0, unknown path */
-    ATOME_ERR_BAD_TOKEN = 17           /* token id >= vocab */
+    ATOME_ERR_BAD_TOKEN = 17,          /* token id >= vocab */
+    ATOME_ERR_CODEC_NOT_BUILT = 18     /* a packed trit codec this build leaves out (ATOME_CODECS 0) */
 };
-#define ATOME_N_STATUS 18
+#define ATOME_N_STATUS 19
 
 const char *atome_status_name(int status);
 
@@ -121,28 +145,41 @@ typedef struct {
     uint32_t filled;   /* keys in the ring: min(tokens seen, window) */
     uint32_t head;     /* ring slot of the newest key */
     uint32_t pos;      /* tokens seen (wraps after 2^32; nothing depends on it) */
-    /* per-model constants, computed once by atome_state_init (state buffer) */
-    float *decay;      /* per layer d: tanh(a_raw), the SSM's decay */
-    /* state (state buffer; atome_reset zeroes it) */
-    float *conv;       /* per layer (kernel - 1) x d: the previous conv inputs, oldest first */
-    float *ssm;        /* per layer d */
-    float *keys;       /* f32 path: per layer window x d_head */
-    float *values;     /* f32 path: per layer window x d_model */
-    int8_t *keys8, *values8;         /* i8 path: the same in 8 bits ... */
-    float *key_scale, *value_scale;  /* ... and per layer window scales: a key is keys8 / key_scale */
-    /* scratch (scratch buffer) */
-    float *x, *h, *conv_in, *local, *ssm_out, *attn, *q, *scores, *gates;
-    float *kv;         /* i8 path: a key or value before it goes into the ring */
-    uint32_t *top;     /* top_k ring slots */
-    int16_t *h8;       /* 8-bit activations, -128..127, held in int16 (ATOME_PATH_I8) */
+    /* The f32 path's buffers (float32). */
+    struct {
+        float *decay;          /* constant, per layer d: tanh(a_raw), the SSM's decay */
+        float *conv;           /* per layer (kernel - 1) x d: the previous conv inputs, oldest first */
+        float *ssm;            /* per layer d */
+        float *keys, *values;  /* per layer window x d_head, window x d_model */
+        float *x, *h, *local, *ssm_out, *attn, *q, *scores;   /* scratch */
+    } f;
+    /* The i8 path's buffers: activations in Q16 (int32 = value * 2^16), 8-bit vectors
+     * with the absmax they were quantised by (a vector is q * amax / 127). */
+    struct {
+        int32_t *decay;        /* constant, per layer d: tanh(a_raw) in Q24 */
+        int8_t *conv;          /* per layer (kernel - 1) x d: the previous conv inputs (8-bit) ... */
+        int32_t *conv_amax;    /* ... and their amax, per layer kernel - 1 */
+        int32_t *ssm;          /* per layer d */
+        int8_t *keys, *values; /* per layer window x d_head, window x d_model, 8-bit ... */
+        int32_t *key_amax, *value_amax;  /* ... and their amax, per layer window */
+        int32_t *x, *h, *local, *ssm_out, *attn, *tmp, *factor;  /* scratch */
+        int64_t *rank;         /* scratch: a score times 127^2 2^32 sqrt(d_head) / amax of q */
+        const int8_t **rows;   /* scratch: the conv taps' inputs, the kept values */
+        int16_t *lut;          /* scratch: the lookup table of h8 for the ternary products */
+        int8_t *h8, *q8;       /* scratch */
+    } i;
+    float *gates;              /* scratch: the router's softmax (4) */
+    float *weights;            /* scratch (i8 path): the attention weights (top_k) */
+    uint32_t *top;             /* scratch: top_k positions in the window */
 } atome_state;
 
-/* Bytes of state / scratch for a config, an attention window and a path (0: invalid or
- * too big). The i8 path keeps its key/value ring in 8 bits, a quarter of the f32 path's. */
+/* Bytes of state / scratch for a config, an attention window and a path (0: invalid,
+ * too big, or a path this build leaves out). The i8 path keeps its key/value ring and
+ * convolution window in 8 bits, about a quarter of the f32 path's state. */
 size_t atome_state_bytes(const atome_config *cfg, uint32_t window, int path);
 size_t atome_scratch_bytes(const atome_config *cfg, uint32_t window, int path);
 
-/* Both buffers 4-byte aligned, at least the sizes above; the model must outlive s. */
+/* Both buffers 8-byte aligned, at least the sizes above; the model must outlive s. */
 int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int path,
                      void *state_buf, size_t state_len, void *scratch_buf, size_t scratch_len);
 void atome_reset(atome_state *s);

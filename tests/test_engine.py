@@ -257,11 +257,16 @@ def test_state_and_scratch_sizes_and_refusals(lib):
     cfg = F.PRESETS["60k"]
     d, L, dh, K = cfg.d_model, cfg.n_layers, cfg.d_head, cfg.kernel
     state_bytes = lambda window, path: lib.atome_state_bytes(ctypes.byref(E.Config.of(cfg)), window, path)
+    arrays = lambda *sizes: sum(-(-n // 8) * 8 for n in sizes)   # each array 8-byte aligned
     for window in (1, 64, 128):
-        # SSM decay, conv window, SSM state; keys and values in float32 on the f32 path ...
-        assert state_bytes(window, 0) == 4 * L * (d + (K - 1) * d + d + window * (dh + d))
-        # ... in 8 bits on the i8 path, with one float scale per key and per value
-        assert state_bytes(window, 1) == 4 * L * (d + (K - 1) * d + d + 2 * window) + L * window * (dh + d)
+        # SSM decay, conv window, SSM state, keys, values, all float32 on the f32 path ...
+        assert state_bytes(window, 0) == arrays(4 * L * d, 4 * L * (K - 1) * d, 4 * L * d, 4 * L * window * dh,
+                                                4 * L * window * d)
+        # ... on the i8 path: decay and SSM in int32, the conv window, keys and values in
+        # 8 bits with an int32 amax per vector
+        assert state_bytes(window, 1) == arrays(4 * L * d, 4 * L * d, 4 * L * (K - 1), 4 * L * window,
+                                                4 * L * window, L * (K - 1) * d, L * window * dh, L * window * d)
+    assert state_bytes(64, 1) < 32 * 1024 < state_bytes(64, 0)
     assert state_bytes(0, 0) == state_bytes(8, 2) == 0
     model = E.Model(F.write_blob(cfg, E.random_tensors(cfg)))
     for path in (0, 1):
