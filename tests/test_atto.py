@@ -242,3 +242,13 @@ def test_search_budget_returns_an_exact_winner_with_its_learning_rate():
                               + list(r.lr_losses.values()))
     assert any(c.n_hidden2 for c, _ in r.variant_losses)  # the second-layer variant was tried
     assert all(count_params(c) == 512 for c in list(r.shape_configs.values()) + [c for c, _ in r.variant_losses])
+
+
+def test_finalists_add_the_best_two_layer_variant():
+    one = AttoConfig(n_embd=4, n_full=2, n_hidden=8, nonlinearity="relu")
+    deep_a = replace(one, n_hidden2=4)
+    deep_b = replace(one, n_hidden2=3)
+    r = atto.SearchResult(0, {}, {}, [(deep_a, 2.5), (deep_b, 2.4), (replace(one, skip=True), 2.2)], one, 2.1, 0.0)
+    assert atto.finalists(r) == [one, deep_b]
+    r.best = deep_a
+    assert atto.finalists(r) == [deep_a]

@@ -549,3 +549,15 @@ def search_budget(budget: int, train_tokens, val_tokens, *, widths=None, n_width
     best_lr = min(lr_losses, key=lr_losses.get)
     return SearchResult(budget, shape_losses, shapes, variant_losses, best, lr_losses[best_lr],
                         time.perf_counter() - t0, best_lr, lr_losses)
+
+
+def finalists(result: SearchResult) -> list[AttoConfig]:
+    """The configurations that go on to full-length training: the search winner and, when it
+    has one hidden layer, the best two-layer variant. Short runs favour what learns fastest,
+    and a second layer learns more slowly but further (the chapter measures it), so the
+    two-layer candidate gets a full-length run before the choice is made."""
+    out = [result.best]
+    deep = [(loss, cfg) for cfg, loss in result.variant_losses if cfg.n_hidden2]
+    if deep and not result.best.n_hidden2:
+        out.append(min(deep, key=lambda lc: lc[0])[1])
+    return out

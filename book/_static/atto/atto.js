@@ -205,7 +205,7 @@
     return node;
   }
 
-  function fmtBytes(n) { return n >= 1024 ? (n / 1024).toFixed(1) + " KB" : n + " B"; }
+  function fmtBytes(n) { return n >= 1000 ? (n / 1000).toFixed(1) + " KB" : n + " B"; }  // KB = 1,000 bytes, as the chapter
 
   function buildUI(root, manifest) {
     var models = {};
@@ -248,8 +248,8 @@
     }
     function showInfo() {
       var m = entry(select.value);
-      info.textContent = m.name + ": " + m.num_params.toLocaleString("en") + " parameters, context " + m.context +
-        " characters, " + m.describe + "; JSON " + fmtBytes(m.bytes) +
+      info.textContent = m.name + ": " + m.num_params.toLocaleString("en") + " parameters; " + m.describe +
+        "; JSON " + fmtBytes(m.bytes) +
         (m.val_loss_nats !== undefined ? "; validation loss " + m.val_loss_nats.toFixed(3) + " nats/char" : "");
     }
     select.addEventListener("change", showInfo);
