@@ -14,8 +14,10 @@
  * of registers on a Cortex-M (measured: twice the instructions per multiply-add). */
 #if defined(__GNUC__)
 #define KERNEL __attribute__((noinline)) static
+#define INLINE __attribute__((always_inline)) static inline
 #else
 #define KERNEL static
+#define INLINE static
 #endif
 
 /* ---------------------------------------------------------------------------------
@@ -34,9 +36,17 @@ static uint32_t bits_from_float(float f) {
     return u;
 }
 
-static float read_f32(const uint8_t *p) {
+/* Little-endian float32 at any address: memcpy is one load where the core allows
+ * unaligned loads (Cortex-M3/M4/M7, x86) and four byte loads where it does not (M0). */
+INLINE float read_f32(const uint8_t *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+#else
     return float_from_bits((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                            (uint32_t)p[3] << 24);
+#endif
 }
 
 /* IEEE half -> float, exact (what NumPy's astype(float32) does). */
@@ -279,7 +289,7 @@ static int64_t shift_round(int64_t v, int s) {
 
 /* round(f * 2^frac), halves away from zero, saturated; 0 for NaN and subnormals
  * (frac <= 24). From the float's bits: f = m * 2^(e - 150). */
-static int32_t fixed_from_float(float f, int frac) {
+INLINE int32_t fixed_from_float(float f, int frac) {
     uint32_t u = bits_from_float(f), e = (u >> 23) & 255, m = (u & 0x7fffffu) | 0x800000u, v;
     int shift = (int)e - 150 + frac;
     if (e == 255 && (u & 0x7fffffu)) return 0;   /* NaN */
@@ -401,29 +411,33 @@ KERNEL int32_t ternary_dot_q(const uint8_t *codes, size_t start, const int16_t *
     return acc;
 }
 
-/* Two rows at once, both starting on a byte (stride bytes apart): they share the walk
+/* Four rows at once, each starting on a byte (stride bytes apart): they share the walk
  * through the table. */
-KERNEL void ternary_dot2_q(const uint8_t *p0, size_t stride, uint32_t nbytes, const int16_t *lut, int32_t *acc) {
-    const uint8_t *p1 = p0 + stride, *end = p0 + nbytes;
+KERNEL void ternary_dot4_q(const uint8_t *p, size_t stride, uint32_t nbytes, const int16_t *lut, int32_t *acc) {
+    const uint8_t *end = p + nbytes;
     const int16_t *hi = lut + 16;
-    int32_t a0 = 0, a1 = 0;
-    for (; p0 < end; lut += 32, hi += 32) {
-        uint32_t b0 = *p0++, b1 = *p1++;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; p < end; p++, lut += 32, hi += 32) {
+        uint32_t b0 = p[0], b1 = p[stride], b2 = p[2 * stride], b3 = p[3 * stride];
         a0 += lut[b0 & 15] + hi[b0 >> 4];
         a1 += lut[b1 & 15] + hi[b1 >> 4];
+        a2 += lut[b2 & 15] + hi[b2 >> 4];
+        a3 += lut[b3 & 15] + hi[b3 >> 4];
     }
     acc[0] = a0;
     acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
 }
 
-/* The exact sums of row r (acc[0]) and, when the rows allow it, r + 1 (acc[1]) of a
+/* The exact sums of row r (acc[0]) and, when the rows allow it, r + 1 .. r + 3 of a
  * layer's (rows, cols) trits from trit number `base`; returns how many rows it did. */
 static uint32_t ternary_rows_q(const uint8_t *codes, size_t base, uint32_t r, uint32_t rows, uint32_t cols,
                                const int16_t *lut, const int8_t *q, int32_t *acc) {
     size_t start = base + (size_t)r * cols;
-    if (r + 1 < rows && (start & 3) == 0 && (cols & 3) == 0) {
-        ternary_dot2_q(codes + start / 4, cols / 4, cols / 4, lut, acc);
-        return 2;
+    if (r + 3 < rows && (start & 3) == 0 && (cols & 3) == 0) {
+        ternary_dot4_q(codes + start / 4, cols / 4, cols / 4, lut, acc);
+        return 4;
     }
     acc[0] = ternary_dot_q(codes, start, lut, q, cols);
     return 1;
@@ -435,16 +449,23 @@ KERNEL void matvec_q(const atome_trits *w, uint32_t layer, const int16_t *lut, c
     multiplier f = multiplier_of(dequant(scale_of(w, layer), amax));
     size_t base = (size_t)layer * w->trit_stride;
     uint32_t r = 0, k, done;
-    int32_t acc[2];
+    int32_t acc[4];
     while (r < rows)
         for (done = ternary_rows_q(w->codes, base, r, rows, cols, lut, q, acc), k = 0; k < done; k++, r++)
             y[r] = scale_by(acc[k], f);
 }
 
+/* A layer's float vector in fixed point (frac fractional bits), all n elements. */
+KERNEL void params_q(const atome_vector *v, uint32_t layer, uint32_t n, int frac, int32_t *out) {
+    const uint8_t *p = v->data + (size_t)layer * v->stride;
+    uint32_t i;
+    for (i = 0; i < n; i++) out[i] = fixed_from_float(v->f16 ? read_f16(p + 2 * (size_t)i) : read_f32(p + 4 * (size_t)i), frac);
+}
+
 /* LayerNorm in Q16. The statistics are exact integers of y = x >> t (t so |y| <= 2^14):
  * sum, and d^2 times the variance, d sum(y^2) - sum^2; then one float 1/std per vector. */
 KERNEL void layer_norm_q(const int32_t *x, uint32_t d, const atome_vector *w, const atome_vector *b,
-                         uint32_t layer, int32_t *out) {
+                         uint32_t layer, int32_t *weight, int32_t *bias, int32_t *out) {
     uint32_t amax = max_abs(x, d), t = 0, i;
     int32_t sum = 0;
     int64_t squares = 0, spread;
@@ -460,10 +481,11 @@ KERNEL void layer_norm_q(const int32_t *x, uint32_t d, const atome_vector *w, co
     var = (((float)spread / (float)d) / (float)d) * pow2i(2 * (int)t - 2 * Q);
     /* (x - mean) / std in Q16 = (d y - sum) * 2^t / (d std) */
     g = multiplier_of((atome_rsqrt(var + 1e-5f) * pow2i((int)t)) / (float)d);
+    params_q(w, layer, d, QP, weight);
+    params_q(b, layer, d, Q, bias);
     for (i = 0; i < d; i++) {
         int32_t n = scale_by((int32_t)d * (x[i] >> t) - sum, g);
-        int64_t v = shift_round((int64_t)n * fixed_from_float(vector_at(w, layer, i), QP), QP);
-        out[i] = sat32(v + fixed_from_float(vector_at(b, layer, i), Q));
+        out[i] = sat32(shift_round((int64_t)n * weight[i], QP) + bias[i]);
     }
 }
 
@@ -474,21 +496,28 @@ KERNEL void local_conv_q(const atome_model *m, uint32_t layer, int8_t *window, i
                          const int8_t *in, int32_t in_amax, int32_t *factor, const int8_t **rows, int32_t *out) {
     uint32_t d = m->cfg.d_model, K = m->cfg.kernel, c, j;
     float scale = scale_of(&m->conv, layer);
-    const uint8_t *codes = m->conv.codes;
-    int back = m->conv_newest_first; /* ATOME01: a channel's taps newest first */
-    size_t at = (size_t)layer * m->conv.trit_stride + (back ? K - 1 : 0);
-    for (j = 0; j < K; j++) {
-        rows[j] = j == K - 1 ? in : window + (size_t)j * d;
-        factor[j] = fixed_from_float(dequant(scale, j == K - 1 ? in_amax : window_amax[j]), QF);
+    size_t start = (size_t)layer * m->conv.trit_stride;
+    const uint8_t *codes = m->conv.codes + start / 4;
+    uint32_t bits = *codes++ >> (2 * (start & 3)), left = 4 - (uint32_t)(start & 3), t;
+    for (j = 0; j < K; j++) { /* tap j of a channel: its j-th trit, or (ATOME01) its (K-1-j)-th */
+        uint32_t tap = m->conv_newest_first ? K - 1 - j : j;
+        rows[tap] = j == K - 1 ? in : window + (size_t)j * d;
+        factor[tap] = fixed_from_float(dequant(scale, j == K - 1 ? in_amax : window_amax[j]), QF);
     }
-    for (c = 0; c < d; c++, at += K) {
+    for (c = 0; c < d; c++) {
         int64_t acc = 0;
-        for (j = 0; j < K; j++) {
-            size_t i = back ? at - j : at + j;
-            uint32_t code = (uint32_t)(codes[i >> 2] >> (2 * (i & 3))) & 3;
+        for (t = 0; t < K; t++) { /* the channel's K trits in order: bits holds the current byte */
+            uint32_t code;
+            if (left == 0) {
+                bits = *codes++;
+                left = 4;
+            }
+            code = bits & 3;
+            bits >>= 2;
+            left--;
             if (code) {
-                int32_t v = code == 1 ? rows[j][c] : -rows[j][c];
-                acc += (int64_t)v * factor[j];
+                int32_t v = code == 1 ? rows[t][c] : -rows[t][c];
+                acc += (int64_t)v * factor[t];
             }
         }
         out[c] = sat32(shift_round(acc, QF));
@@ -503,12 +532,13 @@ KERNEL void local_conv_q(const atome_model *m, uint32_t layer, int8_t *window, i
 
 /* s = decay * s + b * h, out = c_out * s, in Q16 with Q24 parameters. */
 KERNEL void ssm_q(const atome_model *m, uint32_t layer, const int32_t *decay, int32_t *state, const int32_t *h,
-                  int32_t *out) {
+                  int32_t *b, int32_t *c_out, int32_t *out) {
     uint32_t i;
+    params_q(&m->ssm_b, layer, m->cfg.d_model, QP, b);
+    params_q(&m->c_out, layer, m->cfg.d_model, QP, c_out);
     for (i = 0; i < m->cfg.d_model; i++) {
-        int64_t v = (int64_t)decay[i] * state[i] + (int64_t)fixed_from_float(vector_at(&m->ssm_b, layer, i), QP) * h[i];
-        state[i] = sat32(shift_round(v, QP));
-        out[i] = sat32(shift_round((int64_t)fixed_from_float(vector_at(&m->c_out, layer, i), QP) * state[i], QP));
+        state[i] = sat32(shift_round((int64_t)decay[i] * state[i] + (int64_t)b[i] * h[i], QP));
+        out[i] = sat32(shift_round((int64_t)c_out[i] * state[i], QP));
     }
 }
 
@@ -815,12 +845,12 @@ static void step_i8(atome_state *s, uint32_t token, float *logits) {
     const atome_config *c = &m->cfg;
     uint32_t d = c->d_model, dh = c->d_head, K = c->kernel, l, i;
     int32_t embed = fixed_from_float(scale_of(&m->embed, 0), Q), *x = s->i.x, *h = s->i.h, *tmp = s->i.tmp;
-    int32_t amax, amax_q, gate[3];
+    int32_t amax, amax_q, gate[4];
     float *g = s->gates, unit;
     for (i = 0; i < d; i++) x[i] = TRIT(code_at(m->embed.codes, (size_t)token * d + i)) * embed;
     for (l = 0; l < c->n_layers; l++) {
         size_t slot = (size_t)l * s->window + s->head;
-        layer_norm_q(x, d, &m->norm_w, &m->norm_b, l, h);
+        layer_norm_q(x, d, &m->norm_w, &m->norm_b, l, s->i.local, s->i.attn, h); /* local, attn: free here */
         amax = quantize_q(h, d, s->i.h8);
         build_lut(s->i.h8, d, s->i.lut);
         matvec_q(&m->router, l, s->i.lut, s->i.h8, amax, 3, d, tmp);
@@ -835,7 +865,7 @@ static void step_i8(atome_state *s, uint32_t token, float *logits) {
         s->i.value_amax[slot] = quantize_q(tmp, d, s->i.values + slot * d);
         local_conv_q(m, l, s->i.conv + (size_t)l * (K - 1) * d, s->i.conv_amax + (size_t)l * (K - 1), s->i.h8,
                      amax, s->i.factor, s->i.rows, s->i.local);
-        ssm_q(m, l, s->i.decay + (size_t)l * d, s->i.ssm + (size_t)l * d, h, s->i.ssm_out);
+        ssm_q(m, l, s->i.decay + (size_t)l * d, s->i.ssm + (size_t)l * d, h, tmp, s->i.attn, s->i.ssm_out);
         attention_q(s, l, amax_q, s->i.attn);
         for (i = 0; i < d; i++) {
             int64_t mix = (int64_t)gate[0] * s->i.local[i] + (int64_t)gate[1] * s->i.ssm_out[i] +
@@ -843,7 +873,7 @@ static void step_i8(atome_state *s, uint32_t token, float *logits) {
             x[i] = sat32(x[i] + shift_round(mix, Q));
         }
     }
-    layer_norm_q(x, d, &m->final_w, &m->final_b, 0, h);
+    layer_norm_q(x, d, &m->final_w, &m->final_b, 0, s->i.local, s->i.attn, h);
     amax = quantize_q(h, d, s->i.h8);
     build_lut(s->i.h8, d, s->i.lut);
     unit = dequant(scale_of(&m->unembed, 0), amax) * 0x1p-16f;
