@@ -75,7 +75,9 @@ def error_for(code: int, what: str) -> Exception:
 
 # -- building and loading the library ---------------------------------------------------
 
-LIBRARIES = {"release": "libatome.so", "sanitize": "libatome_san.so"}
+# release: the engine; sanitize: the same under ASan/UBSan; minimal: built with ATOME_MINIMAL
+# (the firmware's small engine: the i8 path and 2-bit trit sections only)
+LIBRARIES = {"release": "libatome.so", "sanitize": "libatome_san.so", "minimal": "libatome_min.so"}
 _loaded: dict = {}
 _lock = threading.Lock()
 
@@ -131,10 +133,10 @@ def _declare(lib):
 
 def load_library(variant: str = "release"):
     """The engine as a ctypes CDLL. $ATOME_ENGINE_LIB names a prebuilt library instead
-    (the sanitizer run uses it)."""
+    of the release build (the sanitizer run uses it)."""
     with _lock:
         if variant not in _loaded:
-            path = os.environ.get("ATOME_ENGINE_LIB") or build_library(variant)
+            path = (variant == "release" and os.environ.get("ATOME_ENGINE_LIB")) or build_library(variant)
             _loaded[variant] = _declare(ctypes.CDLL(str(path)))
         return _loaded[variant]
 
@@ -823,6 +825,24 @@ def same_verdict(data: bytes, config=None, lib=None) -> tuple[bool, str, str]:
     py_name = py.__name__ if py else "OK"
     agree = (c == "OK") if py is None else STATUS_ERRORS.get(c) is py
     return agree, py_name, c
+
+
+# -- what a path costs in prediction ------------------------------------------------------------
+
+
+def next_token_loss(model: "Model | bytes", tokens, window: int = DEFAULT_WINDOW, path: str = "f32",
+                    config=None) -> float:
+    """Mean cross-entropy in nats of each next token of `tokens` under the C engine's
+    logits (one streaming pass, attention over the last `window` tokens); for byte
+    models nats per byte. Computed in float64 from the engine's float32 logits."""
+    tokens = np.asarray(tokens, np.int64)
+    if tokens.size < 2:
+        raise ValueError("need at least two tokens")
+    engine = Engine(model, window=window, path=path, config=config)
+    logits = engine.run(tokens[:-1]).astype(np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    log_total = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
+    return float(np.mean(log_total - logits[np.arange(tokens.size - 1), tokens[1:]]))
 
 
 # -- timing --------------------------------------------------------------------------------------

@@ -125,6 +125,7 @@ class Image:
     elf: Path
     blob_bytes: int
     opt: str
+    minimal: bool = False   # the engine built with ATOME_MINIMAL: i8 path, 2-bit trits only
 
     @property
     def dir(self) -> Path:
@@ -140,8 +141,11 @@ def _blob_bytes(blob) -> bytes:
 
 
 def build_image(core: str, blob=None, app: str = "engine", opt: str = "-Os",
-                stack_size: int = 0x4000) -> Image:
-    """Build (or reuse) the image of `app` for `core` with `blob` (bytes or a file) in flash."""
+                stack_size: int = 0x4000, minimal: bool = False) -> Image:
+    """Build (or reuse) the image of `app` for `core` with `blob` (bytes or a file) in flash.
+
+    minimal: the engine built with ATOME_MINIMAL (c_engine/atome.h): the integer path
+    only and 2-bit trit sections only, validation and CRC kept."""
     require_tools()
     core_of(core)
     if app not in ("engine", "selftest"):
@@ -149,7 +153,7 @@ def build_image(core: str, blob=None, app: str = "engine", opt: str = "-Os",
     data = _blob_bytes(blob)
     blob_format = "atome01" if data[:7] == formats.ATOME01_MAGIC else "atmb"
     key = hashlib.sha256(data).hexdigest()[:16]
-    out = BUILD_DIR / f"{app}-{core}-{opt.lstrip('-')}-{stack_size:x}-{key}"
+    out = BUILD_DIR / f"{app}-{core}-{opt.lstrip('-')}-{stack_size:x}{'-min' if minimal else ''}-{key}"
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     with open(BUILD_DIR / ".lock", "w") as lock:   # one build at a time in this tree
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -158,12 +162,13 @@ def build_image(core: str, blob=None, app: str = "engine", opt: str = "-Os",
         if not blob_file.is_file() or blob_file.read_bytes() != data:
             blob_file.write_bytes(data)
         cmd = ["make", "-s", "-C", str(FIRMWARE_DIR), f"CORE={core}", f"APP={app}", f"OPT={opt}",
-               f"BLOB={blob_file}", f"FORMAT={blob_format}", f"OUT={out}", f"STACK_SIZE={stack_size:#x}"]
+               f"BLOB={blob_file}", f"FORMAT={blob_format}", f"OUT={out}", f"STACK_SIZE={stack_size:#x}",
+               f"MINIMAL={int(minimal)}"]
         run = subprocess.run(cmd, capture_output=True, text=True)
     elf = out / "image.elf"
     if run.returncode != 0 or not elf.is_file():
         raise FirmwareError(f"building {app} for {core} failed:\n{run.stdout}{run.stderr}")
-    return Image(core=core, app=app, elf=elf, blob_bytes=len(data), opt=opt)
+    return Image(core=core, app=app, elf=elf, blob_bytes=len(data), opt=opt, minimal=minimal)
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -408,14 +413,15 @@ def compare(run: EngineRun, reference: list[Step]) -> dict:
 
 
 def check_parity(core: str, blob: bytes, prompt, n_new: int, path: str = "i8", window: int = 128,
-                 config=None, full_logits: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+                 config=None, full_logits: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
+                 minimal: bool = False) -> dict:
     """Build, run and compare in one call: the parity row of one core x path. The
     firmware checks the reference's CRCs itself (its exit code) and the host compares
-    every logit's bits and every token (the returned row)."""
+    every logit's bits and every token (the returned row). minimal: the ATOME_MINIMAL image."""
     blob = _blob_bytes(blob)
     if E.blob_kind(blob) == "ATOME01":
         config = E.atome01_config(blob, config)
-    image = build_image(core, blob, app="engine")
+    image = build_image(core, blob, app="engine", minimal=minimal)
     ids = list(prompt.encode() if isinstance(prompt, str) else prompt)
     reference = reference_steps(blob, ids, n_new, path, window, config)
     run = run_engine(image, ids, n_new, path=path, window=window, full_logits=full_logits,

@@ -580,6 +580,7 @@ static uint64_t state_layout(const atome_config *c, uint64_t window, int path, a
     carver a;
     a.base = (uint8_t *)buf;
     a.used = 0;
+    (void)path; /* unused without the f32 path */
 #if ATOME_F32_PATH
     if (path == ATOME_PATH_F32) {
         s->f.decay = carve(&a, L * d, 4);
@@ -610,6 +611,7 @@ static uint64_t scratch_layout(const atome_config *c, uint64_t window, int path,
     carver a;
     a.base = (uint8_t *)buf;
     a.used = 0;
+    (void)path;
     s->gates = carve(&a, 4, 4);
     s->top = carve(&a, k, 4);
 #if ATOME_F32_PATH

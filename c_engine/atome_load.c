@@ -6,6 +6,8 @@
  * and the published ATOME01, which has no header (the config is given). Every check
  * happens before any pointer is formed, in the order of formats.read_blob, and every
  * read is bounded by the length the caller gave: no input can make us read outside it.
+ * Built with ATOME_CODECS 0 (atome.h) it reads 2-bit trit sections only, in place, and
+ * refuses the packed codecs with ATOME_ERR_CODEC_NOT_BUILT after every other check.
  */
 #include "atome.h"
 
@@ -42,10 +44,6 @@ static int config_valid(const atome_config *c) {
  * (out zeroed by the caller). n can be huge on a hostile header: every loop is
  * bounded by the stream's length first. */
 
-static void put_code(uint8_t *out, uint64_t i, int trit) {
-    if (out) out[i >> 2] |= (uint8_t)((trit & 3) << (2 * (i & 3))); /* -1 -> 11, +1 -> 01 */
-}
-
 static int check_2bit(const uint8_t *s, size_t len, uint64_t n) {
     size_t i;
     if (len != (n + 3) / 4) return ATOME_ERR_CORRUPT_SECTION;
@@ -56,6 +54,11 @@ static int check_2bit(const uint8_t *s, size_t len, uint64_t n) {
     }
     if (n % 4 && (s[len - 1] >> (2 * (n % 4)))) return ATOME_ERR_CORRUPT_SECTION; /* padding */
     return ATOME_OK;
+}
+
+#if ATOME_CODECS
+static void put_code(uint8_t *out, uint64_t i, int trit) {
+    if (out) out[i >> 2] |= (uint8_t)((trit & 3) << (2 * (i & 3))); /* -1 -> 11, +1 -> 01 */
 }
 
 static int decode_base3x5(const uint8_t *s, size_t len, uint64_t n, uint8_t *out) {
@@ -172,14 +175,20 @@ static int decode_rans(const uint8_t *s, size_t len, uint64_t n, uint8_t *out) {
     return pos == len && x == (1u << 23) ? ATOME_OK : ATOME_ERR_CORRUPT_SECTION;
 }
 
+#endif /* ATOME_CODECS */
+
 enum { CODEC_2BIT = 1, CODEC_BASE3X5 = 2, CODEC_DENSE = 3, CODEC_RANS = 4 };
 
 static int decode_trits(int codec, const uint8_t *s, size_t len, uint64_t n, uint8_t *out) {
     switch (codec) {
     case CODEC_2BIT: return check_2bit(s, len, n);
+#if ATOME_CODECS
     case CODEC_BASE3X5: return decode_base3x5(s, len, n, out);
     case CODEC_DENSE: return decode_dense(s, len, n, out);
     default: return decode_rans(s, len, n, out);
+#else
+    default: (void)out; return ATOME_ERR_CODEC_NOT_BUILT;
+#endif
     }
 }
 
@@ -235,11 +244,17 @@ typedef struct {
     size_t arena_bytes;
 } blob_layout;
 
-static uint64_t section_count(uint32_t id, const atome_config *c) {
+/* Items of one layer of a section (its shape without the layer dimension) ... */
+static uint64_t layer_count(uint32_t id, const atome_config *c) {
     uint32_t dims[4], n = section_shape(id, c, dims), i;
     uint64_t count = 1;
-    for (i = 0; i < n; i++) count *= dims[i];
+    for (i = SPECS[id].stacked; i < n; i++) count *= dims[i];
     return count;
+}
+
+/* ... and of the whole section. */
+static uint64_t section_count(uint32_t id, const atome_config *c) {
+    return layer_count(id, c) * (SPECS[id].stacked ? c->n_layers : 1);
 }
 
 static uint32_t section_scales(uint32_t id, const atome_config *c) {
@@ -350,34 +365,40 @@ static void float_vectors(const blob_layout *lay, const uint8_t *b, uint32_t id,
     }
 }
 
+/* The view's ternary matrix for a trit section id (0 for a float section). */
+static atome_trits *trits_of(atome_model *m, uint32_t id) {
+    switch (id) {
+    case 1: return &m->embed;
+    case 3: return &m->conv;
+    case 5: return &m->wq;
+    case 6: return &m->wk;
+    case 7: return &m->wv;
+    case 8: return &m->router;
+    case 10: return &m->unembed;
+    default: return 0;
+    }
+}
+
 int atome_load_blob(atome_model *m, const uint8_t *blob, size_t len, uint8_t *arena, size_t arena_len) {
     blob_layout lay;
     size_t used = 0;
     uint32_t id;
     int status;
-    atome_trits *trits[N_SECTIONS + 1] = {0};
     if (!m) return ATOME_ERR_BAD_ARGUMENT;
     if ((status = parse_blob(blob, len, &lay)) != ATOME_OK) return status;
     if (lay.arena_bytes > arena_len || (lay.arena_bytes && !arena)) return ATOME_ERR_ARENA_TOO_SMALL;
     memset(m, 0, sizeof *m);
     m->cfg = lay.cfg;
     m->conv_newest_first = 0;
-    trits[1] = &m->embed;
-    trits[3] = &m->conv;
-    trits[5] = &m->wq;
-    trits[6] = &m->wk;
-    trits[7] = &m->wv;
-    trits[8] = &m->router;
-    trits[10] = &m->unembed;
     for (id = 1; id <= N_SECTIONS; id++) {
         const section_ref *r = &lay.sec[id];
-        atome_trits *t = trits[id];
+        atome_trits *t = trits_of(m, id);
         uint64_t count = section_count(id, &lay.cfg);
         uint32_t scales = section_scales(id, &lay.cfg);
         if (!t) continue;
         t->scale = blob + r->offset;
         t->scale_stride = 4;
-        t->trit_stride = SPECS[id].stacked ? (size_t)(count / lay.cfg.n_layers) : 0;
+        t->trit_stride = SPECS[id].stacked ? (size_t)layer_count(id, &lay.cfg) : 0;
         if (r->codec == CODEC_2BIT) {
             t->codes = blob + r->offset + 4 * scales;
         } else { /* decode once into the arena, as 2-bit codes */

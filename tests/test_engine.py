@@ -132,6 +132,56 @@ def test_parity_on_a_60k_model_both_paths_with_ring_wraparound():
             assert r["bits_equal"] and r["steps"] == len(tokens), r
 
 
+@pytest.mark.parametrize("blow_up", [1e-7, 1e4, 1e9])
+def test_i8_path_saturates_and_underflows_like_the_reference(blow_up):
+    """Scales and vectors far outside a trained model's: the fixed-point path saturates
+    (or rounds to zero) at the same places in C and in NumPy."""
+    cfg = F.RoutedBlobConfig(vocab=12, d_model=9, n_layers=2, d_head=5, top_k=3, kernel=3)
+    t = E.random_tensors(cfg, seed=11)
+    for name in t:
+        if name.endswith(".scale") or ".norm." in name or ".state." in name:
+            t[name] = (np.asarray(t[name], np.float32) * np.float32(blow_up)).astype(np.float32)
+    blob = F.write_blob(cfg, t, codec="2bit")
+    tokens = np.random.default_rng(1).integers(0, cfg.vocab, 10)
+    r = E.parity(blob, tokens, window=4, path="i8")
+    assert r["bits_equal"], r
+
+
+def test_fixed_point_helpers_round_and_saturate_as_documented():
+    x = np.array([0.5, -0.5, 1.5, 2 ** -25, -(2 ** -24), 127.99, 128.0, -1e30, np.inf, -np.inf, np.nan, 1e-40],
+                 np.float32)
+    assert E.fixed_ref(x, 0).tolist() == [1, -1, 2, 0, 0, 128, 128, -E.SAT, E.SAT, -E.SAT, 0, 0]
+    assert E.fixed_ref(np.float32(1.0), 24) == 2 ** 24 and E.fixed_ref(np.float32(128.0), 24) == E.SAT
+    assert E.scale_by_ref(np.array([3, -3]), np.float32(0.5)).tolist() == [2, -1]   # halves up
+    assert E.scale_by_ref(np.array([10 ** 9, -10 ** 9]), np.float32(4.0)).tolist() == [E.SAT, -E.SAT]
+    q, amax = E.quantize_q_ref(np.array([120_000, -200_000, 3, 0]))   # round(127 x / amax)
+    assert amax == 200_000 and q.tolist() == [76, -127, 0, 0]
+    q, amax = E.quantize_q_ref(np.array([E.SAT, -E.SAT, 1]))
+    assert q.tolist() == [127, -127, 0]
+
+
+def test_minimal_build_runs_the_i8_path_bit_exactly_and_refuses_the_rest():
+    """ATOME_MINIMAL (the firmware's small engine): i8 path and 2-bit trit sections only."""
+    minimal = E.load_library("minimal")
+    cfg = F.RoutedBlobConfig(vocab=20, d_model=12, n_layers=2, d_head=6, top_k=3, kernel=4)
+    t = E.random_tensors(cfg, seed=9)
+    blob = F.write_blob(cfg, t, codec="2bit", float_dtype="float16")
+    tokens = np.random.default_rng(2).integers(0, cfg.vocab, 12)
+    small = E.Engine(E.Model(blob, lib=minimal), window=5, path="i8").run(tokens)
+    assert E.bits_equal(small, E.Engine(blob, window=5, path="i8").run(tokens))
+    assert E.bits_equal(small, E.Reference.from_blob(blob, window=5, path="i8").run(tokens))
+    assert minimal.atome_state_bytes(ctypes.byref(E.Config.of(cfg)), 5, 0) == 0
+    with pytest.raises(E.EngineError, match="BAD_ARGUMENT"):
+        E.Engine(E.Model(blob, lib=minimal), window=5, path="f32")
+    for codec in ("dense", "rans", "base3x5"):
+        with pytest.raises(E.EngineError, match="CODEC_NOT_BUILT"):
+            E.Model(F.write_blob(cfg, t, codec=codec), lib=minimal)
+    for name, data, config in E.malformed_cases():   # the other checks are the full build's
+        if config is None:
+            full, small_verdict = E.c_verdict(data), E.c_verdict(data, lib=minimal)
+            assert small_verdict == full or small_verdict == "CODEC_NOT_BUILT", name
+
+
 def test_engine_computes_the_model():
     """Within the window the engine is the PyTorch model's forward pass, up to float rounding."""
     model = model_60k(1).eval()
@@ -141,6 +191,17 @@ def test_engine_computes_the_model():
         want = model(torch.from_numpy(tokens.astype(np.int64))[None])[0].numpy()
     got = E.Engine(blob, window=len(tokens)).run(tokens)
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+def test_next_token_loss_is_the_cross_entropy_of_the_engines_logits():
+    blob = F.write_blob(TINY, E.random_tensors(TINY, 3))
+    tokens = np.random.default_rng(4).integers(0, TINY.vocab, 30)
+    logits = E.Engine(blob, window=8, path="i8").run(tokens[:-1]).astype(np.float64)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    want = -np.mean(np.log(p[np.arange(29), tokens[1:]] / p.sum(1)))
+    assert abs(E.next_token_loss(blob, tokens, window=8, path="i8") - want) < 1e-9
+    with pytest.raises(ValueError):
+        E.next_token_loss(blob, tokens[:1])
 
 
 def test_recompute_mode_equals_incremental_decode_within_the_window():

@@ -135,6 +135,21 @@ def test_engine_parity_on_a_tiny_model_every_core_both_paths(core, tiny_blob):
 
 
 @needs_tools
+@pytest.mark.parametrize("core", ["m0", "m3"])
+def test_minimal_engine_is_smaller_and_bit_exact_on_the_i8_path(core, tiny_blob):
+    r = FW.check_parity(core, tiny_blob, [1, 5, 9, 2], 6, path="i8", window=5, minimal=True)
+    assert r["bit_exact"] and r["max_ulp"] == 0 and r["firmware_check"] == 0
+    small, full = FW.image_sizes(r["image"]), FW.image_sizes(FW.build_image(core, tiny_blob))
+    assert small["engine_text"] < full["engine_text"] - 2000
+    assert small["engine_rodata"] < full["engine_rodata"] - 4000       # no float trit table
+    f32 = FW.run_engine(r["image"], [1, 2], 1, path="f32", window=4)   # left out of this build
+    assert f32.run.exit_code == 3 and "status=BAD_ARGUMENT" in f32.errors[0]
+    dense = F.write_blob(TINY, E.random_tensors(TINY, seed=3), codec="dense")
+    refused = FW.run_engine(FW.build_image(core, dense, minimal=True), [1], 1, window=4)
+    assert refused.run.exit_code == 3 and "status=CODEC_NOT_BUILT" in refused.errors[0]
+
+
+@needs_tools
 def test_the_comparison_catches_a_different_model(tiny_blob):
     """The same run against the reference of a slightly different model must fail."""
     tensors = E.random_tensors(TINY, seed=3)

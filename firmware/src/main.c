@@ -154,7 +154,9 @@ int main(void) {
     state_buf = take(state_bytes);
     scratch_buf = take(scratch_bytes);
     logits = take(sizeof(float) * model.cfg.vocab);
-    if (!state_bytes || !scratch_bytes) return fail(EXIT_ENGINE, "state size", ATOME_ERR_CONFIG_LIMITS);
+    if (!state_bytes || !scratch_bytes) /* the engine says why: a path this build leaves out, or limits */
+        return fail(EXIT_ENGINE, "state size", atome_state_init(&state, &model, window, path, __work_start, 0,
+                                                                __work_start, 0));
     if (!state_buf || !scratch_buf || !logits) return fail(EXIT_NO_RAM, "state, scratch and logits", -1);
     status = atome_state_init(&state, &model, window, path, state_buf, state_bytes, scratch_buf, scratch_bytes);
     if (status != ATOME_OK) return fail(EXIT_ENGINE, "state init", status);
