@@ -64,11 +64,15 @@ static void put_code(uint8_t *out, uint64_t i, int trit) {
 static int decode_base3x5(const uint8_t *s, size_t len, uint64_t n, uint8_t *out) {
     size_t i;
     uint64_t t = 0;
+    uint32_t last;
     static const uint32_t pow3[5] = {1, 3, 9, 27, 81};
-    if (n > 5 * (uint64_t)len || len != (n + 4) / 5) return ATOME_ERR_CORRUPT_SECTION;
+    /* len = ceil(n / 5), i.e. 5 (len - 1) < n <= 5 len (no 64-bit division) */
+    if (len == 0) return n == 0 ? ATOME_OK : ATOME_ERR_CORRUPT_SECTION;
+    if (n > 5 * (uint64_t)len || n <= 5 * ((uint64_t)len - 1)) return ATOME_ERR_CORRUPT_SECTION;
     for (i = 0; i < len; i++)
         if (s[i] >= 243) return ATOME_ERR_CORRUPT_SECTION;
-    if (n % 5 && s[len - 1] >= 3 * pow3[n % 5 - 1]) return ATOME_ERR_CORRUPT_SECTION;
+    last = (uint32_t)(n - 5 * ((uint64_t)len - 1)); /* trits in the last byte, 1..5 */
+    if (last < 5 && s[len - 1] >= 3 * pow3[last - 1]) return ATOME_ERR_CORRUPT_SECTION;
     for (i = 0; i < len && out; i++) {
         uint32_t b = s[i], j;
         for (j = 0; j < 5 && t < n; j++, t++, b /= 3) put_code(out, t, (int)(b % 3) - 1);
@@ -79,9 +83,23 @@ static int decode_base3x5(const uint8_t *s, size_t len, uint64_t n, uint8_t *out
 /* dense: groups of 306 trits, each the base-3 number sum((t_i + 1) 3^i) in 485 bits,
  * one little-endian bit stream; a shorter last group of r trits takes b(r) bits. */
 #define DENSE_K 306
-#define LIMB_TRITS 17
-#define LIMB_BASE 129140163u /* 3^17 */
-#define BIG_WORDS 16         /* 3^306 < 2^512 */
+#define LIMB_TRITS 10
+#define LIMB_BASE 59049u /* 3^10 < 2^16: the long division runs in 16-bit steps within 32 bits */
+#define BIG_WORDS 16     /* 3^306 < 2^512 */
+
+/* n / d (and n % d in *rem) for d < 2^16, in 16-bit steps: no 64-bit division. */
+static uint64_t divide_small(uint64_t n, uint32_t d, uint32_t *rem) {
+    uint64_t q = 0;
+    uint32_t r = 0;
+    int i;
+    for (i = 48; i >= 0; i -= 16) {
+        uint32_t cur = r << 16 | ((uint32_t)(n >> i) & 0xffffu);
+        q = q << 16 | cur / d;
+        r = cur % d;
+    }
+    *rem = r;
+    return q;
+}
 
 static uint32_t group_bits(uint32_t k) { /* b(k): bit length of 3^k - 1 (k <= 306) */
     uint32_t w[BIG_WORDS] = {1}, i, j, bits = 0;
@@ -115,14 +133,16 @@ static int dense_group(const uint8_t *s, uint64_t at, uint32_t k, uint32_t nbits
     int i;
     for (b = 0; b < nbits; b++)
         if (s[(at + b) >> 3] >> ((at + b) & 7) & 1) w[b >> 5] |= 1u << (b & 31);
-    for (j = 0; j + 1 < n_limbs; j++) { /* long division by 3^17, lowest limb first */
-        uint64_t rem = 0;
+    for (j = 0; j + 1 < n_limbs; j++) { /* long division by 3^10, lowest limb first */
+        uint32_t rem = 0;
         for (i = BIG_WORDS - 1; i >= 0; i--) {
-            uint64_t cur = rem << 32 | w[i];
-            w[i] = (uint32_t)(cur / LIMB_BASE);
-            rem = cur % LIMB_BASE;
+            uint32_t hi = rem << 16 | w[i] >> 16, lo;
+            rem = hi % LIMB_BASE;
+            lo = rem << 16 | (w[i] & 0xffffu);
+            w[i] = (hi / LIMB_BASE) << 16 | lo / LIMB_BASE;
+            rem = lo % LIMB_BASE;
         }
-        limbs[j] = (uint32_t)rem;
+        limbs[j] = rem;
     }
     for (j = 1; j < BIG_WORDS; j++)
         if (w[j]) return ATOME_ERR_CORRUPT_SECTION;
@@ -136,9 +156,11 @@ static int dense_group(const uint8_t *s, uint64_t at, uint32_t k, uint32_t nbits
 }
 
 static int decode_dense(const uint8_t *s, size_t len, uint64_t n, uint8_t *out) {
-    uint32_t kb = group_bits(DENSE_K), rest = (uint32_t)(n % DENSE_K), rb = group_bits(rest);
-    uint64_t full = n / DENSE_K, used = full * kb + rb, g, bit;
+    uint32_t kb = group_bits(DENSE_K), rest, rb;
+    uint64_t full = divide_small(n, DENSE_K, &rest), used, g, bit;
     int status;
+    rb = group_bits(rest);
+    used = full * kb + rb;
     if (len != (used + 7) / 8) return ATOME_ERR_CORRUPT_SECTION;
     for (bit = used; bit < 8 * (uint64_t)len; bit++)
         if (s[bit >> 3] >> (bit & 7) & 1) return ATOME_ERR_CORRUPT_SECTION; /* padding */
