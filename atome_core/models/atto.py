@@ -22,7 +22,7 @@ gains cost E each, which is what lets a configuration fill a power-of-two budget
 """
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
