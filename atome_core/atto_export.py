@@ -358,7 +358,7 @@ def cli_atto(argv: list) -> int:
     tr.add_argument("--steps", type=int, default=800)
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--seq-len", type=int, default=128)
-    tr.add_argument("--lr", type=float, default=3e-2)
+    tr.add_argument("--lr", type=float, default=3e-2, help="base rate; the search may double it")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--search-steps", type=int, default=150, help="steps per search candidate")
     tr.add_argument("--config", help="skip the search: an AttoConfig as JSON, e.g. "
@@ -389,6 +389,7 @@ def cli_atto(argv: list) -> int:
             if args.budget not in atto.BUDGETS and args.config is None:
                 print(f"note: {args.budget} is not one of the book's budgets {atto.BUDGETS}", file=sys.stderr)
             data = atto.series_data(args.corpus, max_chars=args.max_chars)
+            lr = args.lr
             if args.config:
                 cfg = AttoConfig(**json.loads(args.config))
                 if count_params(cfg) != args.budget:
@@ -396,10 +397,10 @@ def cli_atto(argv: list) -> int:
             else:
                 found = atto.search_budget(args.budget, data.train, data.val[:50_000], steps=args.search_steps,
                                            lr=args.lr, seed=args.seed, log=print)
-                cfg = found.best
+                cfg, lr = found.best, found.lr
             print(f"training {cfg.describe()} ({count_params(cfg)} parameters) for {args.steps} steps")
             model, _ = atto.train_atto(cfg, data.train, data.val[: 2 * args.seq_len + 1], steps=args.steps,
-                                       batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+                                       batch_size=args.batch_size, seq_len=args.seq_len, lr=lr,
                                        seed=args.seed, progress_desc=f"atto-{args.budget}")
             val = atto.stream_loss(model, data.val)
             save_checkpoint(args.out, model, data.vocab, {"val_loss_nats": val, "corpus": args.corpus})
