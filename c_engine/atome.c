@@ -277,6 +277,7 @@ static void ssm_step(const atome_model *m, uint32_t layer, const float *decay, f
 #define QF 8   /* the per-term factors of the convolution and the attention value sum */
 #define SAT 2147483647
 
+/* v clamped to +-(2^31 - 1); every v this file passes is below 2^62 in size */
 static int32_t sat32(int64_t v) {
     if ((uint64_t)(v + SAT) <= 2u * (uint64_t)SAT) return (int32_t)v; /* -SAT <= v <= SAT */
     return v > 0 ? SAT : -SAT;
