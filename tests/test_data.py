@@ -580,7 +580,7 @@ def test_cli_help_exits_0(capsys):
 def test_cli_fetch_fetches_the_registry_corpora(monkeypatch, capsys):
     fetched = []
     monkeypatch.setattr(data, "fetch_corpus", lambda name: fetched.append(name) or Path(f"/cache/{name}.txt"))
-    assert data.cli_corpus(["fetch"]) == 0
+    assert data.cli_corpus(["fetch", "--force"]) == 0     # --force: even when a verified copy is cached
     assert fetched == ["alice", "moby"]
     assert "alice: /cache/alice.txt" in capsys.readouterr().out
     assert data.cli_corpus(["fetch", "shakespeare"]) == 2
