@@ -75,6 +75,18 @@ def test_paper_recipe_is_the_kits_944k_recipe():
             ladder.pick_device("cuda")
 
 
+def test_paper_recipe_trains_with_gradient_accumulation_on_cpu():
+    # one optimizer step of 64 x 4 windows: the accumulation path the GPU runs, here in FP32
+    tokens = np.random.default_rng(0).integers(0, 256, 20_000)
+    summary, model = ladder.train_cell("routed", "15k", ladder.PAPER_RECIPE.tokens_per_step, seed=0,
+                                       train_tokens=tokens[:18_000], val_tokens=tokens[18_000:],
+                                       recipe="paper", device="cpu")
+    assert summary["steps"] == 1 and summary["tokens"] == 64 * 4 * 256
+    assert math.isfinite(summary["val_bpb"]) and not model.training
+    untrained = ladder.build_model("routed", "15k", init_seed=0)
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), untrained.state_dict().values()))
+
+
 def test_crossover_is_found_and_interpolated_in_log_size():
     xs = [1e4, 1e5, 1e6]
     # a is better (lower) at the small end, worse at the large end; the gap goes -1 -> +1
