@@ -313,13 +313,11 @@ def save_checkpoint(path, model: AttoModel, vocab: AttoVocab, info: dict | None 
 
 
 def load_checkpoint(path) -> tuple[AttoModel, AttoVocab, dict]:
-    from safetensors import safe_open
+    from .results import SafetensorsReadError, read_safetensors
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors has its own error types
+        meta, tensors = read_safetensors(path)
+    except SafetensorsReadError as e:
         raise AttoFormatError(f"{path}: not a readable safetensors file ({e})") from None
     if meta.get("format") != FORMAT:
         raise AttoFormatError(f"{path}: not an atto checkpoint (metadata format {meta.get('format')!r})")

@@ -63,16 +63,14 @@ def save_model(model, path, tokenizer=None) -> Path:
 
 def load_model(path):
     """(model in eval mode, tokenizer) from a file written by save_model."""
-    from safetensors import safe_open
+    from .results import SafetensorsReadError, read_safetensors
     from .tokenizer import BPETokenizer, ByteTokenizer
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
+        meta, tensors = read_safetensors(path)
+    except SafetensorsReadError as e:
         raise ValueError(f"{path}: not a safetensors model file ({e})") from None
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not an atome model file (format {meta.get('format')!r})")

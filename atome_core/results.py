@@ -26,6 +26,21 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def read_safetensors(path) -> tuple[dict, dict]:
+    """(metadata, tensors) of a safetensors file. Any failure becomes SafetensorsReadError
+    carrying the library's reason; callers re-raise it in their own words."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types
+        raise SafetensorsReadError(str(e)) from None
+
+
+class SafetensorsReadError(ValueError):
+    pass
+
+
 class ChapterResults:
     def __init__(self, chapter: str, profile: str):
         self.chapter, self.profile = chapter, profile

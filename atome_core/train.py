@@ -223,13 +223,11 @@ def save_checkpoint(path, model, optimizer, step: int, rng: np.random.Generator,
 
 def load_checkpoint(path, model, optimizer, cfg: TrainConfig) -> tuple[int, np.random.Generator, list, dict]:
     """Restore model and optimizer in place; return (step, batch rng, history, trainer state)."""
-    from safetensors import safe_open
+    from .results import SafetensorsReadError, read_safetensors
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types
+        meta, tensors = read_safetensors(path)
+    except SafetensorsReadError as e:
         raise ValueError(f"{path}: not a readable training checkpoint ({e})") from None
     if "atome" not in meta:
         raise ValueError(f"{path}: safetensors file without the trainer's metadata; not a checkpoint")
