@@ -122,9 +122,49 @@ class TernaryCausalConv1d(_QuantMixin, nn.Conv1d):
         self.quant = quant
 
     def forward(self, x):
-        x = self.quant_input(x).transpose(1, 2)
-        x = F.pad(x, (self.kernel_size[0] - 1, 0))
-        return F.conv1d(x, self.effective_weight(), groups=self.groups).transpose(1, 2)
+        w = self.effective_weight()
+        return causal_depthwise_conv(self.quant_input(x), w.view(w.size(0), w.size(2)))
+
+
+class _CausalDepthwiseConv(torch.autograd.Function):
+    """y[t] = sum_j w[:, j] * x[t - (k-1) + j], shift-and-add with a hand-written backward.
+
+    At 64 channels and kernel 5 this is k fused multiply-adds over (B, T, C); the
+    general depthwise F.conv1d (and above all its backward) was 3x slower on CPU and
+    a tenth of the routed model's training step. The sums run j = 0 .. k-1 in order,
+    as the recurrent step and the C engine do.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w):
+        T, k = x.size(1), w.size(1)
+        x_padded = F.pad(x, (0, 0, k - 1, 0))
+        taps = w.t().contiguous()                       # (k, C): one contiguous row per tap
+        y = x_padded[:, 0:T] * taps[0]
+        for j in range(1, k):
+            y.addcmul_(x_padded[:, j:j + T], taps[j])
+        ctx.save_for_backward(x_padded, taps)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_padded, taps = ctx.saved_tensors
+        T, k = grad.size(1), taps.size(0)
+        grad = grad.contiguous()
+        # the adjoint: the same taps applied to the gradient shifted the other way
+        grad_padded = F.pad(grad, (0, 0, 0, k - 1))
+        grad_x = grad_padded[:, k - 1:k - 1 + T] * taps[0]
+        for j in range(1, k):
+            grad_x.addcmul_(grad_padded[:, k - 1 - j:k - 1 - j + T], taps[j])
+        grad_w = torch.stack([(grad * x_padded[:, j:j + T]).sum(dim=(0, 1)) for j in range(k)], dim=1)
+        return grad_x, grad_w
+
+
+def causal_depthwise_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x (B, T, C), w (C, k) -> (B, T, C): output t sees inputs t-k+1 .. t (zeros before 0)."""
+    if x.dim() != 3 or w.dim() != 2 or x.size(2) != w.size(0):
+        raise ValueError(f"expected x (B, T, C) and w (C, k), got {tuple(x.shape)} and {tuple(w.shape)}")
+    return _CausalDepthwiseConv.apply(x, w)
 
 
 class TernaryEmbedding(_QuantMixin, nn.Embedding):

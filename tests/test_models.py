@@ -188,22 +188,30 @@ def test_top_k_attention_keeps_exactly_k():
     h = torch.randn(2, 10, 8)
     h[:, 5:] = h[:, 4:5]   # identical rows: tied scores
     captured = {}
-    original = torch.Tensor.scatter
+    original = torch.Tensor.scatter_
 
     def spy(self, dim, index, src):
         out = original(self, dim, index, src)
-        captured["weights"] = out
+        captured.setdefault("weights", out)    # the forward's first scatter: the weights
         return out
-    torch.Tensor.scatter = spy
+    torch.Tensor.scatter_ = spy
     try:
         att(h)
     finally:
-        torch.Tensor.scatter = original
+        torch.Tensor.scatter_ = original
     w = captured["weights"]
     nonzero = (w > 0).sum(-1)
     assert nonzero.tolist() == [[min(3, t + 1) for t in range(10)]] * 2
     assert torch.allclose(w.sum(-1), torch.ones(2, 10))
     assert torch.all(w.triu(1) == 0)
+
+
+def test_top_k_attention_backward_matches_autograd():
+    torch.manual_seed(4)
+    q, k = (torch.randn(2, 9, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    v = torch.randn(2, 9, 6, dtype=torch.float64, requires_grad=True)
+    attend = lambda q, k, v: R._TopKAttention.apply(q, k, v, 3, 0.5)
+    assert torch.autograd.gradcheck(attend, (q, k, v))
 
 
 def test_router_weights_and_entropy():

@@ -1,4 +1,5 @@
 import torch
+import torch.nn.functional as F
 import pytest
 
 from atome_core import quant
@@ -113,3 +114,15 @@ def test_trit_statistics_and_flip_counter():
     flips = counter.update()[""]
     assert flips >= 1
     assert counter.update() == {"": 0}
+
+
+def test_causal_depthwise_conv_matches_conv1d_and_its_gradients():
+    torch.manual_seed(3)
+    x = torch.randn(3, 11, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    # float64 so gradcheck's finite differences are meaningful
+    assert torch.autograd.gradcheck(quant.causal_depthwise_conv, (x, w))
+    reference = F.conv1d(F.pad(x.transpose(1, 2), (4, 0)), w[:, None, :], groups=6).transpose(1, 2)
+    assert torch.allclose(quant.causal_depthwise_conv(x, w), reference, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        quant.causal_depthwise_conv(x, w[:5])

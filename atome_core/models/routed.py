@@ -154,6 +154,39 @@ def causal_future_mask(T: int, device) -> torch.Tensor:
     return _MASKS[key]
 
 
+class _TopKAttention(torch.autograd.Function):
+    """Causal attention keeping exactly k scores per row, with a hand-written backward.
+
+    Exactly k kept per row (ties broken by topk), so rows with t+1 < k keep -inf entries
+    that the softmax turns into zero weight. Autograd through topk/gather/scatter costs
+    twice the operations of the backward below (the same arithmetic, bit for bit); at
+    this size the training step is mostly per-operation overhead.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, top_k, scale):
+        T = q.size(1)
+        scores = (q @ k.transpose(1, 2)) * scale
+        scores.masked_fill_(causal_future_mask(T, q.device), float("-inf"))
+        kept, where = scores.topk(min(top_k, T), dim=-1, sorted=False)
+        kept_weights = torch.softmax(kept, dim=-1)
+        weights = torch.zeros_like(scores).scatter_(-1, where, kept_weights)
+        ctx.save_for_backward(q, k, v, where, kept_weights, weights)
+        ctx.scale = scale
+        return weights @ v
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, where, kept_weights, weights = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_v = weights.transpose(1, 2) @ grad
+        grad_kept = (grad @ v.transpose(1, 2)).gather(-1, where)
+        # softmax backward over the k kept scores; the dropped ones get no gradient
+        grad_kept = kept_weights * (grad_kept - (kept_weights * grad_kept).sum(dim=-1, keepdim=True))
+        grad_scores = torch.zeros_like(weights).scatter_(-1, where, grad_kept.mul_(ctx.scale))
+        return grad_scores @ k, grad_scores.transpose(1, 2) @ q, grad_v, None, None
+
+
 class TopKAttention(nn.Module):
     """One head; q, k: d -> d_head, v: d -> d; no output projection."""
 
@@ -169,17 +202,7 @@ class TopKAttention(nn.Module):
 
     def attend(self, q, k, v):
         """q, k (B, T, d_head), v (B, T, d) -> (B, T, d)."""
-        T = q.size(1)
-        scores = (q @ k.transpose(1, 2)) * self.scale
-        scores = scores.masked_fill(causal_future_mask(T, q.device), float("-inf"))
-        # exactly k kept per row (ties broken by topk), so rows with t+1 < k keep -inf
-        # entries that the softmax turns into zero weight. The selection needs no gradient;
-        # gathering the kept scores is cheaper to differentiate than topk itself.
-        with torch.no_grad():
-            where = scores.topk(min(self.top_k, T), dim=-1, sorted=False).indices
-        kept = scores.gather(-1, where)
-        weights = torch.zeros_like(scores).scatter(-1, where, torch.softmax(kept, dim=-1))
-        return weights @ v
+        return _TopKAttention.apply(q, k, v, self.top_k, self.scale)
 
     def step(self, h, keys, values):
         """h (B, d); keys (B, t, d_head) and values (B, t, d) of the past, extended here."""
