@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import formats
+from .evaluate import deployed_bytes   # one definition for chapters 4 and 5
 from .models.modern import ModernConfig, ModernLM
 from .models.routed import RoutedConfig, RoutedLM
 from .models.vanilla import VanillaConfig, VanillaGPT
@@ -69,17 +69,6 @@ def build_model(family: str, size: str, init_seed: int = 0) -> torch.nn.Module:
 
 def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def deployed_bytes(model) -> dict:
-    """Bytes on disk of the deployed model: the routed model's real ATMB blob (trits packed
-    densely, header, section table and CRC: what the C engine and firmware load), and
-    4 bytes per parameter for the FP32 baselines."""
-    if isinstance(model, RoutedLM):
-        tensors = formats.tensors_from_state_dict(model.state_dict(), model.cfg)
-        blob = formats.write_blob(model.cfg, tensors, codec="dense")
-        return {"format": "ATMB (dense trits)", "bytes": len(blob)}
-    return {"format": "FP32", "bytes": 4 * count_params(model)}
 
 
 def ladder_table(sizes=SIZES, families=FAMILIES) -> list[dict]:
