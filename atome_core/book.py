@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from . import claims
 from . import profiles as profiles_mod
 from .paths import PACKAGE_DIR, build_dir, repo_root
 from .progress import progress_enabled
@@ -282,6 +283,9 @@ def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapte
     info = src / "book" / "_generated" / "build_info.md"
     _write_if_changed(info, build_info_markdown(build, profile, chapters))
     wanted.add(info)
+    claims_table = src / "book" / "_generated" / "claims.md"
+    _write_if_changed(claims_table, claims.claims_markdown(claims.load_metrics(build / "results" / profile), profile))
+    wanted.add(claims_table)
     mathjax = vendored_mathjax(root)
     if mathjax is None:
         raise BookError("MathJax is not vendored (.cache/vendor/node_modules/mathjax); "
