@@ -49,21 +49,12 @@ INLINE float read_f32(const uint8_t *p) {
 #endif
 }
 
-/* IEEE half -> float, exact (what NumPy's astype(float32) does). */
+/* IEEE half -> float, exact (what NumPy's astype(float32) does): the exponent rebiased,
+ * a subnormal half as its mantissa times 2^-24 (exact in float). */
 static float read_f16(const uint8_t *p) {
-    uint32_t h = (uint32_t)p[0] | (uint32_t)p[1] << 8;
-    uint32_t sign = (h >> 15) << 31, exponent = (h >> 10) & 31, mantissa = h & 1023;
-    if (exponent == 31) return float_from_bits(sign | 0x7f800000u | mantissa << 13);
-    if (exponent == 0) {
-        int e = -14;
-        if (mantissa == 0) return float_from_bits(sign);
-        while (!(mantissa & 1024)) { /* subnormal half: normalise */
-            mantissa <<= 1;
-            e--;
-        }
-        return float_from_bits(sign | (uint32_t)(e + 127) << 23 | (mantissa & 1023) << 13);
-    }
-    return float_from_bits(sign | (exponent - 15 + 127) << 23 | mantissa << 13);
+    uint32_t h = (uint32_t)p[0] | (uint32_t)p[1] << 8, sign = (h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023;
+    if (e == 0) return float_from_bits(bits_from_float((float)m * 5.96046448e-8f) | sign);
+    return float_from_bits(sign | (e == 31 ? 255 : e + 112) << 23 | m << 13);
 }
 
 static float vector_at(const atome_vector *v, uint32_t layer, uint32_t i) {
@@ -94,6 +85,20 @@ static float pow2i(int k) { /* 2^k for -126 <= k <= 127 */
     return float_from_bits((uint32_t)(k + 127) << 23);
 }
 
+/* c[0] + r (c[1] + r (... + r c[n-1])), innermost first: the order the reference uses */
+static float horner(const float *c, int n, float r) {
+    float p = c[n - 1];
+    while (--n > 0) p = c[n - 1] + r * p;
+    return p;
+}
+
+/* e^r: Taylor to degree 7 (error below 1e-8 on |r| <= 0.35) */
+static const float EXP_TAYLOR[8] = {1.0f, 1.0f, 0.5f, 0.166666672f, 0.0416666679f, 0.00833333377f,
+                                    0.00138888892f, 0.000198412701f};
+/* tanh x = x + x z p(z), z = x^2: least-squares fit of (tanh x - x) / x^3 in x^2 on |x| < 0.625 */
+static const float TANH_FIT[6] = {-0.333333313f, 0.133332163f, -0.0539480969f, 0.0217081271f, -0.00819607731f,
+                                  0.00216041808f};
+
 float atome_exp(float x) {
     float n, r, p;
     int k;
@@ -103,9 +108,7 @@ float atome_exp(float x) {
     /* x = n ln2 + r with |r| <= ln2 / 2; ln2 split in two so n * LN2_HI is exact */
     n = round_to_integer(x * 1.44269502f);
     r = (x - n * 0.693145751953125f) - n * 1.428606765e-6f;
-    /* e^r: Taylor to degree 7 (error below 1e-8 on |r| <= 0.35), Horner */
-    p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f +
-        r * (0.00833333377f + r * (0.00138888892f + r * 0.000198412701f))))));
+    p = horner(EXP_TAYLOR, 8, r);
     k = (int)n;
     if (k > 127) return (p * pow2i(k - 1)) * 2.0f;
     if (k < -126) return (p * pow2i(k + 64)) * 5.42101086e-20f; /* 2^-64: one rounding */
@@ -114,10 +117,9 @@ float atome_exp(float x) {
 
 float atome_tanh(float x) {
     float a = x < 0.0f ? -x : x, t;
-    if (a < 0.625f) { /* odd polynomial, least-squares fit of (tanh x - x) / x^3 in x^2 */
+    if (a < 0.625f) {
         float z = x * x;
-        return x + x * (z * (-0.333333313f + z * (0.133332163f + z * (-0.0539480969f +
-                   z * (0.0217081271f + z * (-0.00819607731f + z * 0.00216041808f))))));
+        return x + x * (z * horner(TANH_FIT, 6, z));
     }
     if (a > 9.5f) t = 1.0f; /* 1 - tanh(9.5) < 2^-26 */
     else t = 1.0f - 2.0f / (atome_exp(2.0f * a) + 1.0f);
@@ -290,7 +292,7 @@ static int64_t shift_round(int64_t v, int s) {
 
 /* round(f * 2^frac), halves away from zero, saturated; 0 for NaN and subnormals
  * (frac <= 24). From the float's bits: f = m * 2^(e - 150). */
-INLINE int32_t fixed_from_float(float f, int frac) {
+INLINE int32_t fixed_inline(float f, int frac) {
     uint32_t u = bits_from_float(f), e = (u >> 23) & 255, m = (u & 0x7fffffu) | 0x800000u, v;
     int shift = (int)e - 150 + frac;
     if (e == 255 && (u & 0x7fffffu)) return 0;   /* NaN */
@@ -301,6 +303,9 @@ INLINE int32_t fixed_from_float(float f, int frac) {
     else v = 0;
     return u >> 31 ? -(int32_t)v : (int32_t)v;
 }
+
+/* The same, out of line: one copy for the calls outside the loop of params_q. */
+static int32_t fixed_from_float(float f, int frac) { return fixed_inline(f, frac); }
 
 /* A float as an exact multiplier m * 2^-shift, |m| < 2^24 (0 for zero, subnormals, inf, NaN). */
 typedef struct {
@@ -394,32 +399,17 @@ KERNEL void build_lut(const int8_t *q, uint32_t n, int16_t *lut) {
     }
 }
 
-/* sum over i < n of trit i (from trit number `start` of codes) times q[i], exactly. */
-KERNEL int32_t ternary_dot_q(const uint8_t *codes, size_t start, const int16_t *lut, const int8_t *q,
-                             uint32_t n) {
-    int32_t acc = 0;
-    uint32_t i = 0;
-    if ((start & 3) == 0) { /* rows that start on a byte: whole bytes from the table */
-        const uint8_t *p = codes + start / 4, *end = p + n / 4;
-        const int16_t *hi = lut + 16;
-        for (; p < end; lut += 32, hi += 32) {
-            uint32_t b = *p++;
-            acc += lut[b & 15] + hi[b >> 4];
-        }
-        i = n & ~3u;
-    }
-    for (; i < n; i++) acc += TRIT(code_at(codes, start + i)) * q[i];
-    return acc;
-}
-
-/* Four rows at once, each starting on a byte (stride bytes apart): they share the walk
- * through the table. */
-KERNEL void ternary_dot4_q(const uint8_t *p, size_t stride, uint32_t nbytes, const int16_t *lut, int32_t *acc) {
+/* Four rows of byte-aligned codes at p, and `last` (0..3) rows of `stride` bytes after
+ * it (the rest repeat the last one): each row's exact sum of trit * q, nbytes bytes (4
+ * trits each) through the table. The rows share the walk through the table. */
+KERNEL void ternary_dot4_q(const uint8_t *p, size_t stride, uint32_t last, uint32_t nbytes, const int16_t *lut,
+                           int32_t *acc) {
     const uint8_t *end = p + nbytes;
     const int16_t *hi = lut + 16;
+    size_t o1 = last ? stride : 0, o2 = (last > 1 ? 2 : last) * stride, o3 = last * stride;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (; p < end; p++, lut += 32, hi += 32) {
-        uint32_t b0 = p[0], b1 = p[stride], b2 = p[2 * stride], b3 = p[3 * stride];
+        uint32_t b0 = p[0], b1 = p[o1], b2 = p[o2], b3 = p[o3];
         a0 += lut[b0 & 15] + hi[b0 >> 4];
         a1 += lut[b1 & 15] + hi[b1 >> 4];
         a2 += lut[b2 & 15] + hi[b2 >> 4];
@@ -431,44 +421,49 @@ KERNEL void ternary_dot4_q(const uint8_t *p, size_t stride, uint32_t nbytes, con
     acc[3] = a3;
 }
 
-/* The exact sums of row r (acc[0]) and, when the rows allow it, r + 1 .. r + 3 of a
- * layer's (rows, cols) trits from trit number `base`; returns how many rows it did. */
-static uint32_t ternary_rows_q(const uint8_t *codes, size_t base, uint32_t r, uint32_t rows, uint32_t cols,
-                               const int16_t *lut, const int8_t *q, int32_t *acc) {
-    size_t start = base + (size_t)r * cols;
-    if (r + 3 < rows && (start & 3) == 0 && (cols & 3) == 0) {
-        ternary_dot4_q(codes + start / 4, cols / 4, cols / 4, lut, acc);
-        return 4;
-    }
-    acc[0] = ternary_dot_q(codes, start, lut, q, cols);
-    return 1;
-}
-
-/* y = round((W q) * scale * amax / 127) in Q16, W the layer's (rows, cols) trits. */
-KERNEL void matvec_q(const atome_trits *w, uint32_t layer, const int16_t *lut, const int8_t *q, int32_t amax,
-                     uint32_t rows, uint32_t cols, int32_t *y) {
-    multiplier f = multiplier_of(dequant(scale_of(w, layer), amax));
-    size_t base = (size_t)layer * w->trit_stride;
-    uint32_t r = 0, k, done;
+/* y = round((W h8) * scale * amax / 127) in Q16, W the layer's (rows, d_model) trits and
+ * h8 the scratch's 8-bit activations (their table s->i.lut); with logits != 0 instead
+ * logits = (W h8) * scale * amax / 127 / 2^16 in float (the unembedding). Rows that
+ * start on a byte go four at a time through the table, others one trit at a time. */
+KERNEL void matvec_q(const atome_state *s, const atome_trits *w, uint32_t layer, uint32_t rows, int32_t amax,
+                     int32_t *y, float *logits) {
+    uint32_t d = s->model->cfg.d_model, r, k, n;
+    float f = dequant(scale_of(w, layer), amax), unit = f * 0x1p-16f;
+    multiplier mf = multiplier_of(f);
+    size_t start = (size_t)layer * w->trit_stride;
     int32_t acc[4];
-    while (r < rows)
-        for (done = ternary_rows_q(w->codes, base, r, rows, cols, lut, q, acc), k = 0; k < done; k++, r++)
-            y[r] = scale_by(acc[k], f);
+    for (r = 0; r < rows; r += n) {
+        size_t at = start + (size_t)r * d;
+        n = 1;
+        if (d % 4 == 0) {
+            n = rows - r < 4 ? rows - r : 4;
+            ternary_dot4_q(w->codes + at / 4, d / 4, n - 1, d / 4, s->i.lut, acc);
+        } else {
+            uint32_t i;
+            acc[0] = 0;
+            for (i = 0; i < d; i++) acc[0] += TRIT(code_at(w->codes, at + i)) * s->i.h8[i];
+        }
+        for (k = 0; k < n; k++) {
+            if (logits) logits[r + k] = (float)acc[k] * unit;
+            else y[r + k] = scale_by(acc[k], mf);
+        }
+    }
 }
 
 /* A layer's float vector in fixed point (frac fractional bits), all n elements. */
 KERNEL void params_q(const atome_vector *v, uint32_t layer, uint32_t n, int frac, int32_t *out) {
     const uint8_t *p = v->data + (size_t)layer * v->stride;
     uint32_t i;
-    for (i = 0; i < n; i++) out[i] = fixed_from_float(v->f16 ? read_f16(p + 2 * (size_t)i) : read_f32(p + 4 * (size_t)i), frac);
+    for (i = 0; i < n; i++) out[i] = fixed_inline(v->f16 ? read_f16(p + 2 * (size_t)i) : read_f32(p + 4 * (size_t)i), frac);
 }
 
-/* LayerNorm in Q16. The statistics are exact integers of y = x >> t (t so |y| <= 2^14):
- * sum, and d^2 times the variance, d sum(y^2) - sum^2; then one float 1/std per vector. */
-KERNEL void layer_norm_q(const int32_t *x, uint32_t d, const atome_vector *w, const atome_vector *b,
-                         uint32_t layer, int32_t *weight, int32_t *bias, int32_t *out) {
-    uint32_t amax = max_abs(x, d), t = 0, i;
-    int32_t sum = 0;
+/* h = LayerNorm(x) in Q16 with the layer's weight w and bias b, then its 8-bit codes h8
+ * and their table: the input of this layer's products. Returns h's amax.
+ * The statistics are exact integers of y = x >> t (t so |y| <= 2^14): sum, and d^2
+ * times the variance, d sum(y^2) - sum^2; then one float 1/std per vector. */
+KERNEL int32_t norm_q(atome_state *s, const atome_vector *w, const atome_vector *b, uint32_t layer) {
+    uint32_t d = s->model->cfg.d_model, amax = max_abs(s->i.x, d), t = 0, i;
+    int32_t sum = 0, *x = s->i.x, *weight = s->i.local, *bias = s->i.attn; /* local, attn: free here */
     int64_t squares = 0, spread;
     float var;
     multiplier g;
@@ -486,23 +481,36 @@ KERNEL void layer_norm_q(const int32_t *x, uint32_t d, const atome_vector *w, co
     params_q(b, layer, d, Q, bias);
     for (i = 0; i < d; i++) {
         int32_t n = scale_by((int32_t)d * (x[i] >> t) - sum, g);
-        out[i] = sat32(shift_round((int64_t)n * weight[i], QP) + bias[i]);
+        s->i.h[i] = sat32(shift_round((int64_t)n * weight[i], QP) + bias[i]);
     }
+    amax = (uint32_t)quantize_q(s->i.h, d, s->i.h8);
+    build_lut(s->i.h8, d, s->i.lut);
+    return (int32_t)amax;
 }
 
-/* The convolution on 8-bit inputs: window = the kernel - 1 previous inputs (oldest
- * first) with their amax, in = this one. Each tap's factor scale * amax / 127 in Q8,
- * then out[c] = round(sum over taps of trit * code * factor / 2^8), exactly. */
-KERNEL void local_conv_q(const atome_model *m, uint32_t layer, int8_t *window, int32_t *window_amax,
-                         const int8_t *in, int32_t in_amax, int32_t *factor, const int8_t **rows, int32_t *out) {
+/* A projection of h8 (rows of the layer's W) quantised to 8 bits into q; returns its amax. */
+static int32_t project_q(atome_state *s, const atome_trits *w, uint32_t layer, uint32_t rows, int32_t amax,
+                         int8_t *q) {
+    matvec_q(s, w, layer, rows, amax, s->i.tmp, 0);
+    return quantize_q(s->i.tmp, rows, q);
+}
+
+/* The convolution on 8-bit inputs: the layer's window = the kernel - 1 previous inputs
+ * (oldest first) with their amax, this one = h8. Each tap's factor scale * amax / 127 in
+ * Q8, then local[c] = round(sum over taps of trit * code * factor / 2^8), exactly. */
+KERNEL void local_conv_q(atome_state *s, uint32_t layer, int32_t in_amax) {
+    const atome_model *m = s->model;
     uint32_t d = m->cfg.d_model, K = m->cfg.kernel, c, j;
+    int8_t *window = s->i.conv + (size_t)layer * (K - 1) * d;
+    int32_t *window_amax = s->i.conv_amax + (size_t)layer * (K - 1), *factor = s->i.factor;
+    const int8_t **rows = s->i.rows;
     float scale = scale_of(&m->conv, layer);
     size_t start = (size_t)layer * m->conv.trit_stride;
     const uint8_t *codes = m->conv.codes + start / 4;
     uint32_t bits = *codes++ >> (2 * (start & 3)), left = 4 - (uint32_t)(start & 3), t;
     for (j = 0; j < K; j++) { /* tap j of a channel: its j-th trit, or (ATOME01) its (K-1-j)-th */
         uint32_t tap = m->conv_newest_first ? K - 1 - j : j;
-        rows[tap] = j == K - 1 ? in : window + (size_t)j * d;
+        rows[tap] = j == K - 1 ? s->i.h8 : window + (size_t)j * d;
         factor[tap] = fixed_from_float(dequant(scale, j == K - 1 ? in_amax : window_amax[j]), QF);
     }
     for (c = 0; c < d; c++) {
@@ -521,25 +529,28 @@ KERNEL void local_conv_q(const atome_model *m, uint32_t layer, int8_t *window, i
                 acc += (int64_t)v * factor[t];
             }
         }
-        out[c] = sat32(shift_round(acc, QF));
+        s->i.local[c] = sat32(shift_round(acc, QF));
     }
     if (K > 1) {
         memmove(window, window + d, (size_t)(K - 2) * d);
-        memcpy(window + (size_t)(K - 2) * d, in, d);
+        memcpy(window + (size_t)(K - 2) * d, s->i.h8, d);
         memmove(window_amax, window_amax + 1, sizeof(int32_t) * (K - 2));
         window_amax[K - 2] = in_amax;
     }
 }
 
-/* s = decay * s + b * h, out = c_out * s, in Q16 with Q24 parameters. */
-KERNEL void ssm_q(const atome_model *m, uint32_t layer, const int32_t *decay, int32_t *state, const int32_t *h,
-                  int32_t *b, int32_t *c_out, int32_t *out) {
-    uint32_t i;
-    params_q(&m->ssm_b, layer, m->cfg.d_model, QP, b);
-    params_q(&m->c_out, layer, m->cfg.d_model, QP, c_out);
-    for (i = 0; i < m->cfg.d_model; i++) {
-        state[i] = sat32(shift_round((int64_t)decay[i] * state[i] + (int64_t)b[i] * h[i], QP));
-        out[i] = sat32(shift_round((int64_t)c_out[i] * state[i], QP));
+/* s = decay * s + b * h, out = c_out * s, in Q16 with Q24 parameters (b and c_out
+ * converted into tmp and attn, free here). */
+KERNEL void ssm_q(atome_state *s, uint32_t layer) {
+    const atome_model *m = s->model;
+    uint32_t d = m->cfg.d_model, i;
+    int32_t *decay = s->i.decay + (size_t)layer * d, *state = s->i.ssm + (size_t)layer * d, *b = s->i.tmp,
+            *c_out = s->i.attn;
+    params_q(&m->ssm_b, layer, d, QP, b);
+    params_q(&m->c_out, layer, d, QP, c_out);
+    for (i = 0; i < d; i++) {
+        state[i] = sat32(shift_round((int64_t)decay[i] * state[i] + (int64_t)b[i] * s->i.h[i], QP));
+        s->i.ssm_out[i] = sat32(shift_round((int64_t)c_out[i] * state[i], QP));
     }
 }
 
@@ -548,10 +559,14 @@ KERNEL void ssm_q(const atome_model *m, uint32_t layer, const int32_t *decay, in
  * The state buffer holds the per-model constants (the SSM decay), then what
  * atome_reset zeroes; the scratch buffer one step's activations. */
 
+/* Every dimension in 1..65535 (atome_load.c has its own copy: the objects stand alone). */
 static int config_ok(const atome_config *c) {
-    return c && c->vocab >= 1 && c->vocab <= 65535 && c->d_model >= 1 && c->d_model <= 65535 &&
-           c->n_layers >= 1 && c->n_layers <= 65535 && c->d_head >= 1 && c->d_head <= 65535 &&
-           c->top_k >= 1 && c->top_k <= 65535 && c->kernel >= 1 && c->kernel <= 65535;
+    uint32_t v[6], i;
+    if (!c) return 0;
+    memcpy(v, c, sizeof v); /* the six dimensions, in order (atome_load.c checks the struct is that) */
+    for (i = 0; i < 6; i++)
+        if (v[i] - 1u > 65534u) return 0; /* outside 1..65535 */
+    return 1;
 }
 
 #define ATOME_MAX_WINDOW (1u << 24)
@@ -560,153 +575,136 @@ static int path_ok(int path) {
     return path == ATOME_PATH_I8 || (ATOME_F32_PATH && path == ATOME_PATH_F32);
 }
 
-/* Hands out `count` items of `size` bytes from a buffer (base 0: only counts, and
- * every pointer handed out is 0). */
+/* Hands out x * y * z bytes (their product below 2^59) from a buffer, 8-byte aligned
+ * (base 0: only counts, and every pointer handed out is 0). */
 typedef struct {
     uint8_t *base;
     uint64_t used;
 } carver;
 
-static void *carve(carver *a, uint64_t count, uint32_t size) {
+static void *carve(carver *a, uint32_t x, uint32_t y, uint32_t z) {
     void *p = a->base ? a->base + a->used : 0;
-    a->used += (count * size + 7) & ~(uint64_t)7;
+    a->used += ((uint64_t)x * y * z + 7) & ~(uint64_t)7;
     return p;
 }
 
-/* Lays out the state buffer `buf` (0: only counts) and points s's arrays into it;
- * returns its bytes, and in *constants the bytes before what atome_reset zeroes. */
-static uint64_t state_layout(const atome_config *c, uint64_t window, int path, atome_state *s, void *buf,
-                             uint64_t *constants) {
-    uint64_t d = c->d_model, L = c->n_layers, taps = L * (c->kernel - 1), ring = L * window;
-    carver a;
-    a.base = (uint8_t *)buf;
-    a.used = 0;
-    (void)path; /* unused without the f32 path */
+/* Lays out the state buffer and the scratch buffer (0: only counts) for s->window and
+ * s->path, points s's arrays into them, and returns their bytes in need[0] and need[1]. */
+static void layout(atome_state *s, const atome_config *c, void *state, void *scratch, uint64_t need[2]) {
+    uint32_t d = c->d_model, L = c->n_layers, dh = c->d_head, k = c->top_k, W = s->window, taps = c->kernel - 1;
+    uint32_t wide = d > dh ? d : dh, many = c->kernel > k ? c->kernel : k;
+    carver a, b;
+    void *decay;
+    uint64_t constants;
+    a.base = (uint8_t *)state;
+    b.base = (uint8_t *)scratch;
+    a.used = b.used = 0;
+    decay = carve(&a, L, d, 4); /* first on both paths: what atome_reset leaves */
+    s->history = carve(&a, 0, 0, 0);
+    constants = a.used;
+    s->gates = carve(&b, 4, 4, 1);
+    s->top = carve(&b, k, 4, 1);
 #if ATOME_F32_PATH
-    if (path == ATOME_PATH_F32) {
-        s->f.decay = carve(&a, L * d, 4);
-        *constants = a.used;
-        s->f.conv = carve(&a, taps * d, 4);
-        s->f.ssm = carve(&a, L * d, 4);
-        s->f.keys = carve(&a, ring * c->d_head, 4);
-        s->f.values = carve(&a, ring * d, 4);
-        return a.used;
+    if (s->path == ATOME_PATH_F32) {
+        s->f.decay = decay;
+        s->f.conv = carve(&a, L, taps, 4 * d);
+        s->f.ssm = carve(&a, L, d, 4);
+        s->f.keys = carve(&a, L, W, 4 * dh);
+        s->f.values = carve(&a, L, W, 4 * d);
+        s->f.x = carve(&b, d, 4, 1);
+        s->f.h = carve(&b, d, 4, 1);
+        s->f.local = carve(&b, d, 4, 1);
+        s->f.ssm_out = carve(&b, d, 4, 1);
+        s->f.attn = carve(&b, d, 4, 1);
+        s->f.q = carve(&b, dh, 4, 1);
+        s->f.scores = carve(&b, W, 4, 1);
+        need[0] = a.used;
+        need[1] = b.used;
+        s->history_bytes = (size_t)(a.used - constants);
+        return;
     }
 #endif
-    s->i.decay = carve(&a, L * d, 4);
-    *constants = a.used;
-    s->i.ssm = carve(&a, L * d, 4);
-    s->i.conv_amax = carve(&a, taps, 4);
-    s->i.key_amax = carve(&a, ring, 4);
-    s->i.value_amax = carve(&a, ring, 4);
-    s->i.conv = carve(&a, taps * d, 1);
-    s->i.keys = carve(&a, ring * c->d_head, 1);
-    s->i.values = carve(&a, ring * d, 1);
-    return a.used;
+    s->i.decay = decay;
+    s->i.ssm = carve(&a, L, d, 4);
+    s->i.conv_amax = carve(&a, L, taps, 4);
+    s->i.key_amax = carve(&a, L, W, 4);
+    s->i.value_amax = carve(&a, L, W, 4);
+    s->i.conv = carve(&a, L, taps, d);
+    s->i.keys = carve(&a, L, W, dh);
+    s->i.values = carve(&a, L, W, d);
+    s->i.rank = carve(&b, W, 8, 1);
+    s->i.x = carve(&b, d, 4, 1);
+    s->i.h = carve(&b, d, 4, 1);
+    s->i.local = carve(&b, d, 4, 1);
+    s->i.ssm_out = carve(&b, d, 4, 1);
+    s->i.attn = carve(&b, d, 4, 1);
+    s->i.tmp = carve(&b, wide > 3 ? wide : 3, 4, 1);
+    s->i.factor = carve(&b, many, 4, 1);
+    s->i.rows = carve(&b, many, 8, 1); /* pointers, 8 bytes each: the same size on every target */
+    s->weights = carve(&b, k, 4, 1);
+    s->i.lut = carve(&b, (d + 1) / 2, 32, 1);
+    s->i.h8 = carve(&b, d, 1, 1);
+    s->i.q8 = carve(&b, dh, 1, 1);
+    need[0] = a.used;
+    need[1] = b.used;
+    s->history_bytes = (size_t)(a.used - constants);
 }
 
-/* Lays out the scratch buffer the same way. */
-static uint64_t scratch_layout(const atome_config *c, uint64_t window, int path, atome_state *s, void *buf) {
-    uint64_t d = c->d_model, dh = c->d_head, k = c->top_k, wide = d > dh ? d : dh;
-    uint64_t taps = c->kernel > k ? c->kernel : k;
-    carver a;
-    a.base = (uint8_t *)buf;
-    a.used = 0;
-    (void)path;
-    s->gates = carve(&a, 4, 4);
-    s->top = carve(&a, k, 4);
-#if ATOME_F32_PATH
-    if (path == ATOME_PATH_F32) {
-        s->f.x = carve(&a, d, 4);
-        s->f.h = carve(&a, d, 4);
-        s->f.local = carve(&a, d, 4);
-        s->f.ssm_out = carve(&a, d, 4);
-        s->f.attn = carve(&a, d, 4);
-        s->f.q = carve(&a, dh, 4);
-        s->f.scores = carve(&a, window, 4);
-        return a.used;
-    }
-#endif
-    s->i.rank = carve(&a, window, 8);
-    s->i.x = carve(&a, d, 4);
-    s->i.h = carve(&a, d, 4);
-    s->i.local = carve(&a, d, 4);
-    s->i.ssm_out = carve(&a, d, 4);
-    s->i.attn = carve(&a, d, 4);
-    s->i.tmp = carve(&a, wide > 3 ? wide : 3, 4);
-    s->i.factor = carve(&a, taps, 4);
-    s->i.rows = carve(&a, taps, 8); /* pointers, 8 bytes each: the same size on every target */
-    s->weights = carve(&a, k, 4);
-    s->i.lut = carve(&a, 16 * ((d + 1) / 2), 2);
-    s->i.h8 = carve(&a, d, 1);
-    s->i.q8 = carve(&a, dh, 1);
-    return a.used;
-}
-
-static size_t checked_size(uint64_t bytes) {
-    return bytes > (uint64_t)(size_t)-1 ? 0 : (size_t)bytes;
-}
-
-static int sizes_ok(const atome_config *c, uint32_t window, int path) {
-    return config_ok(c) && window >= 1 && window <= ATOME_MAX_WINDOW && path_ok(path);
+/* Bytes of the state (which 0) or the scratch (which 1); 0 for what cannot be. */
+static size_t buffer_bytes(const atome_config *c, uint32_t window, int path, int which) {
+    atome_state counting;
+    uint64_t need[2];
+    if (!config_ok(c) || window < 1 || window > ATOME_MAX_WINDOW || !path_ok(path)) return 0;
+    counting.window = window;
+    counting.path = path;
+    layout(&counting, c, 0, 0, need);
+    return need[which] > (uint64_t)(size_t)-1 ? 0 : (size_t)need[which];
 }
 
 size_t atome_state_bytes(const atome_config *c, uint32_t window, int path) {
-    uint64_t constants;
-    atome_state counting;
-    if (!sizes_ok(c, window, path)) return 0;
-    return checked_size(state_layout(c, window, path, &counting, 0, &constants));
+    return buffer_bytes(c, window, path, 0);
 }
 
 size_t atome_scratch_bytes(const atome_config *c, uint32_t window, int path) {
-    atome_state counting;
-    if (!sizes_ok(c, window, path)) return 0;
-    return checked_size(scratch_layout(c, window, path, &counting, 0));
+    return buffer_bytes(c, window, path, 1);
 }
 
 size_t atome_sizeof_model(void) { return sizeof(atome_model); }
 size_t atome_sizeof_state(void) { return sizeof(atome_state); }
 
 void atome_reset(atome_state *s) {
-    atome_state counting;
-    uint64_t constants, total = state_layout(&s->model->cfg, s->window, s->path, &counting, 0, &constants);
-    void *start = s->path == ATOME_PATH_I8 ? (void *)s->i.ssm : (void *)s->f.conv;
-    memset(start, 0, (size_t)(total - constants));
+    memset(s->history, 0, s->history_bytes);
     s->filled = s->head = s->pos = 0;
 }
 
 int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int path,
                      void *state_buf, size_t state_len, void *scratch_buf, size_t scratch_len) {
-    const atome_config *c;
-    size_t need_state, need_scratch, d, l, i;
-    uint64_t constants;
+    uint64_t need[2];
+    uint32_t d, l, i, n = 0;
     if (!s || !m || !state_buf || !scratch_buf || !path_ok(path)) return ATOME_ERR_BAD_ARGUMENT;
-    c = &m->cfg;
-    if (!config_ok(c)) return ATOME_ERR_CONFIG_LIMITS;
+    if (!config_ok(&m->cfg)) return ATOME_ERR_CONFIG_LIMITS;
     if (window < 1 || window > ATOME_MAX_WINDOW) return ATOME_ERR_BAD_ARGUMENT;
-    need_state = atome_state_bytes(c, window, path);
-    need_scratch = atome_scratch_bytes(c, window, path);
-    if (need_state == 0 || need_scratch == 0) return ATOME_ERR_CONFIG_LIMITS;
-    if (state_len < need_state || scratch_len < need_scratch) return ATOME_ERR_BUFFER_TOO_SMALL;
-    if (((uintptr_t)state_buf & 7) || ((uintptr_t)scratch_buf & 7)) return ATOME_ERR_MISALIGNED;
-    memset(s, 0, sizeof *s);
-    s->model = m;
+    memset(s, 0, sizeof *s); /* s->model stays 0 (atome_step refuses s) until the end */
     s->path = path;
     s->window = window;
-    state_layout(c, window, path, s, state_buf, &constants);
-    scratch_layout(c, window, path, s, scratch_buf);
-    d = c->d_model;
-    for (l = 0; l < c->n_layers; l++) /* constant per model: tanh once here, not at every step */
-        for (i = 0; i < d; i++) {
-            float a = atome_tanh(vector_at(&m->a_raw, (uint32_t)l, (uint32_t)i));
+    layout(s, &m->cfg, 0, 0, need);
+    if (need[0] > (uint64_t)(size_t)-1 || need[1] > (uint64_t)(size_t)-1) return ATOME_ERR_CONFIG_LIMITS;
+    if (state_len < need[0] || scratch_len < need[1]) return ATOME_ERR_BUFFER_TOO_SMALL;
+    if (((uintptr_t)state_buf & 7) || ((uintptr_t)scratch_buf & 7)) return ATOME_ERR_MISALIGNED;
+    layout(s, &m->cfg, state_buf, scratch_buf, need);
+    d = m->cfg.d_model;
+    for (l = 0; l < m->cfg.n_layers; l++) /* constant per model: tanh once here, not at every step */
+        for (i = 0; i < d; i++, n++) {
+            float a = atome_tanh(vector_at(&m->a_raw, l, i));
 #if ATOME_F32_PATH
             if (path == ATOME_PATH_F32) {
-                s->f.decay[l * d + i] = a;
+                s->f.decay[n] = a;
                 continue;
             }
 #endif
-            s->i.decay[l * d + i] = fixed_from_float(a, QP);
+            s->i.decay[n] = fixed_from_float(a, QP);
         }
+    s->model = m;
     atome_reset(s);
     return ATOME_OK;
 }
@@ -775,7 +773,7 @@ KERNEL int32_t dot_i8(const int8_t *a, const int8_t *b, uint32_t n) {
 /* The i8 path: score_t = q8 . k8_t * amax_q * amax_k_t / (127^2 2^32 sqrt(d_head)); the
  * ranking uses the exact integer dot * amax_k_t, the softmax its difference to the best
  * in float. Each kept value's factor weight * amax_v / 127 in Q8, then an exact sum. */
-KERNEL void attention_q(atome_state *s, uint32_t layer, int32_t amax_q, int32_t *out) {
+KERNEL void attention_q(atome_state *s, uint32_t layer, int32_t amax_q) {
     const atome_config *c = &s->model->cfg;
     uint32_t d = c->d_model, dh = c->d_head, N = s->window, n = s->filled, i, j;
     uint32_t k = c->top_k < n ? c->top_k : n, oldest = (s->head + N - n + 1) % N;
@@ -804,7 +802,7 @@ KERNEL void attention_q(atome_state *s, uint32_t layer, int32_t amax_q, int32_t 
     for (i = 0; i < d; i++) {
         int64_t acc = 0;
         for (j = 0; j < k; j++) acc += (int64_t)factor[j] * rows[j][i];
-        out[i] = sat32(shift_round(acc, QF));
+        s->i.attn[i] = sat32(shift_round(acc, QF));
     }
 }
 
@@ -846,44 +844,31 @@ static void step_f32(atome_state *s, uint32_t token, float *logits) {
 static void step_i8(atome_state *s, uint32_t token, float *logits) {
     const atome_model *m = s->model;
     const atome_config *c = &m->cfg;
-    uint32_t d = c->d_model, dh = c->d_head, K = c->kernel, l, i;
-    int32_t embed = fixed_from_float(scale_of(&m->embed, 0), Q), *x = s->i.x, *h = s->i.h, *tmp = s->i.tmp;
-    int32_t amax, amax_q, gate[4];
-    float *g = s->gates, unit;
+    uint32_t d = c->d_model, dh = c->d_head, l, i;
+    int32_t embed = fixed_from_float(scale_of(&m->embed, 0), Q), *x = s->i.x, amax, amax_q, gate[3];
+    float *g = s->gates;
     for (i = 0; i < d; i++) x[i] = TRIT(code_at(m->embed.codes, (size_t)token * d + i)) * embed;
     for (l = 0; l < c->n_layers; l++) {
         size_t slot = (size_t)l * s->window + s->head;
-        layer_norm_q(x, d, &m->norm_w, &m->norm_b, l, s->i.local, s->i.attn, h); /* local, attn: free here */
-        amax = quantize_q(h, d, s->i.h8);
-        build_lut(s->i.h8, d, s->i.lut);
-        matvec_q(&m->router, l, s->i.lut, s->i.h8, amax, 3, d, tmp);
-        for (i = 0; i < 3; i++) g[i] = (float)tmp[i] * 0x1p-16f;
+        amax = norm_q(s, &m->norm_w, &m->norm_b, l);
+        matvec_q(s, &m->router, l, 3, amax, s->i.tmp, 0);
+        for (i = 0; i < 3; i++) g[i] = (float)s->i.tmp[i] * 0x1p-16f;
         softmax3(g);
         for (i = 0; i < 3; i++) gate[i] = fixed_from_float(g[i], Q);
-        matvec_q(&m->wq, l, s->i.lut, s->i.h8, amax, dh, d, tmp);
-        amax_q = quantize_q(tmp, dh, s->i.q8);
-        matvec_q(&m->wk, l, s->i.lut, s->i.h8, amax, dh, d, tmp);
-        s->i.key_amax[slot] = quantize_q(tmp, dh, s->i.keys + slot * dh);
-        matvec_q(&m->wv, l, s->i.lut, s->i.h8, amax, d, d, tmp);
-        s->i.value_amax[slot] = quantize_q(tmp, d, s->i.values + slot * d);
-        local_conv_q(m, l, s->i.conv + (size_t)l * (K - 1) * d, s->i.conv_amax + (size_t)l * (K - 1), s->i.h8,
-                     amax, s->i.factor, s->i.rows, s->i.local);
-        ssm_q(m, l, s->i.decay + (size_t)l * d, s->i.ssm + (size_t)l * d, h, tmp, s->i.attn, s->i.ssm_out);
-        attention_q(s, l, amax_q, s->i.attn);
+        amax_q = project_q(s, &m->wq, l, dh, amax, s->i.q8);
+        s->i.key_amax[slot] = project_q(s, &m->wk, l, dh, amax, s->i.keys + slot * dh);
+        s->i.value_amax[slot] = project_q(s, &m->wv, l, d, amax, s->i.values + slot * d);
+        local_conv_q(s, l, amax);
+        ssm_q(s, l);
+        attention_q(s, l, amax_q);
         for (i = 0; i < d; i++) {
             int64_t mix = (int64_t)gate[0] * s->i.local[i] + (int64_t)gate[1] * s->i.ssm_out[i] +
                           (int64_t)gate[2] * s->i.attn[i];
             x[i] = sat32(x[i] + shift_round(mix, Q));
         }
     }
-    layer_norm_q(x, d, &m->final_w, &m->final_b, 0, s->i.local, s->i.attn, h);
-    amax = quantize_q(h, d, s->i.h8);
-    build_lut(s->i.h8, d, s->i.lut);
-    unit = dequant(scale_of(&m->unembed, 0), amax) * 0x1p-16f;
-    for (i = 0; i < c->vocab;) {
-        uint32_t done = ternary_rows_q(m->unembed.codes, 0, i, c->vocab, d, s->i.lut, s->i.h8, gate), k;
-        for (k = 0; k < done; k++, i++) logits[i] = (float)gate[k] * unit;
-    }
+    amax = norm_q(s, &m->final_w, &m->final_b, 0);
+    matvec_q(s, &m->unembed, 0, c->vocab, amax, 0, logits);
 }
 
 int atome_step(atome_state *s, uint32_t token, float *logits) {

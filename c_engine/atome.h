@@ -171,6 +171,8 @@ typedef struct {
     float *gates;              /* scratch: the router's softmax (4) */
     float *weights;            /* scratch (i8 path): the attention weights (top_k) */
     uint32_t *top;             /* scratch: top_k positions in the window */
+    uint8_t *history;          /* the state after the constants: what atome_reset zeroes ... */
+    size_t history_bytes;      /* ... and its size */
 } atome_state;
 
 /* Bytes of state / scratch for a config, an attention window and a path (0: invalid,

@@ -32,10 +32,13 @@ uint32_t atome_crc32(const uint8_t *data, size_t len) {
     return crc ^ 0xffffffffu;
 }
 
+/* Every dimension in 1..65535 (atome.c has its own copy: the objects stand alone). */
 static int config_valid(const atome_config *c) {
-    return c->vocab >= 1 && c->vocab <= 65535 && c->d_model >= 1 && c->d_model <= 65535 &&
-           c->n_layers >= 1 && c->n_layers <= 65535 && c->d_head >= 1 && c->d_head <= 65535 &&
-           c->top_k >= 1 && c->top_k <= 65535 && c->kernel >= 1 && c->kernel <= 65535;
+    uint32_t v[6], i;
+    memcpy(v, c, sizeof v); /* the six dimensions, in order (see view_fields_are_as_assumed) */
+    for (i = 0; i < 6; i++)
+        if (v[i] - 1u > 65534u) return 0;
+    return 1;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -47,11 +50,8 @@ static int config_valid(const atome_config *c) {
 static int check_2bit(const uint8_t *s, size_t len, uint64_t n) {
     size_t i;
     if (len != (n + 3) / 4) return ATOME_ERR_CORRUPT_SECTION;
-    for (i = 0; i < len; i++) {
-        uint32_t b = s[i], j;
-        for (j = 0; j < 4; j++)
-            if (((b >> (2 * j)) & 3) == 2) return ATOME_ERR_CORRUPT_SECTION; /* code 10 */
-    }
+    for (i = 0; i < len; i++)
+        if ((s[i] >> 1) & ~s[i] & 0x55) return ATOME_ERR_CORRUPT_SECTION; /* a code 10: high bit set, low clear */
     if (n % 4 && (s[len - 1] >> (2 * (n % 4)))) return ATOME_ERR_CORRUPT_SECTION; /* padding */
     return ATOME_OK;
 }
@@ -223,69 +223,61 @@ static int decode_trits(int codec, const uint8_t *s, size_t len, uint64_t n, uin
 #define MAX_TABLE 64 /* beyond this the overlap check is skipped: the table is wrong anyway */
 enum { DTYPE_TRIT = 1, DTYPE_F32 = 2, DTYPE_F16 = 3 };
 
-/* The sections of version 1, by id (formats.SECTIONS). */
-typedef struct { uint8_t is_trit, stacked, parts; } section_spec;
-static const section_spec SPECS[N_SECTIONS + 1] = {
-    {0, 0, 0},
-    {1, 0, 0}, /* 1 embed (vocab, d) */
-    {0, 1, 2}, /* 2 norm weight, bias (L, 2, d) */
-    {1, 1, 0}, /* 3 conv (L, d, 1, kernel), PyTorch tap order */
-    {0, 1, 3}, /* 4 ssm a_raw, b, c_out (L, 3, d) */
-    {1, 1, 0}, /* 5 Wq (L, d_head, d) */
-    {1, 1, 0}, /* 6 Wk (L, d_head, d) */
-    {1, 1, 0}, /* 7 Wv (L, d, d) */
-    {1, 1, 0}, /* 8 router (L, 3, d) */
-    {0, 0, 2}, /* 9 final norm weight, bias (2, d) */
-    {1, 0, 0}, /* 10 unembed (vocab, d) */
+/* The sections of version 1 by id (formats.SECTIONS), each one's shape as a digit per
+ * dimension, first dimension in the low 4 bits, that indexes blob_layout.dims: 1..6 the
+ * header's vocab, d_model, n_layers, d_head, top_k, kernel; 7, 8, 9 the numbers 1, 2, 3. */
+static const uint16_t SHAPES[N_SECTIONS + 1] = {
+    0,
+    0x21,   /* 1 embed (vocab, d) */
+    0x283,  /* 2 norm weight, bias (L, 2, d) */
+    0x6723, /* 3 conv (L, d, 1, kernel), PyTorch tap order */
+    0x293,  /* 4 ssm a_raw, b, c_out (L, 3, d) */
+    0x243,  /* 5 Wq (L, d_head, d) */
+    0x243,  /* 6 Wk (L, d_head, d) */
+    0x223,  /* 7 Wv (L, d, d) */
+    0x293,  /* 8 router (L, 3, d) */
+    0x28,   /* 9 final norm weight, bias (2, d) */
+    0x21,   /* 10 unembed (vocab, d) */
 };
+#define TRIT_SECTIONS 0x5eau               /* bit id: a ternary section (1, 3, 5, 6, 7, 8, 10) */
+#define IS_TRIT(id) ((TRIT_SECTIONS >> (id)) & 1)
+#define STACKED(id) ((SHAPES[id] & 15) == 3) /* one per layer: the first dimension is n_layers */
 
-static uint32_t section_shape(uint32_t id, const atome_config *c, uint32_t dims[4]) {
-    const section_spec *s = &SPECS[id];
-    uint32_t n = 0;
-    if (s->stacked) dims[n++] = c->n_layers;
-    if (!s->is_trit) {
-        dims[n++] = s->parts;
-        dims[n++] = c->d_model;
-        return n;
-    }
-    switch (id) {
-    case 3: dims[n++] = c->d_model; dims[n++] = 1; dims[n++] = c->kernel; break;
-    case 5: case 6: dims[n++] = c->d_head; dims[n++] = c->d_model; break;
-    case 7: dims[n++] = c->d_model; dims[n++] = c->d_model; break;
-    case 8: dims[n++] = 3; dims[n++] = c->d_model; break;
-    default: dims[n++] = c->vocab; dims[n++] = c->d_model; break;
-    }
-    return n;
-}
+/* Where each section goes in the model view (a float section's parts are consecutive). */
+static const uint16_t FIELDS[N_SECTIONS + 1] = {
+    0, offsetof(atome_model, embed), offsetof(atome_model, norm_w), offsetof(atome_model, conv),
+    offsetof(atome_model, a_raw), offsetof(atome_model, wq), offsetof(atome_model, wk),
+    offsetof(atome_model, wv), offsetof(atome_model, router), offsetof(atome_model, final_w),
+    offsetof(atome_model, unembed)};
 
-typedef struct { uint32_t dtype, codec, offset, length; } section_ref;
+/* The view's fields that FIELDS and atome_check_blob rely on (a negative size fails to compile). */
+typedef char view_fields_are_as_assumed[sizeof(atome_config) == 6 * sizeof(uint32_t) &&
+                                        offsetof(atome_model, norm_b) == offsetof(atome_model, norm_w) + sizeof(atome_vector) &&
+                                        offsetof(atome_model, c_out) == offsetof(atome_model, a_raw) + 2 * sizeof(atome_vector) &&
+                                        offsetof(atome_model, final_b) == offsetof(atome_model, final_w) + sizeof(atome_vector)
+                                    ? 1 : -1];
 
 typedef struct {
-    atome_config cfg;
-    section_ref sec[N_SECTIONS + 1]; /* by id */
+    uint32_t dims[10];                    /* by the digits of SHAPES; dims[1..6] is the config */
+    const uint8_t *entry[N_SECTIONS + 1]; /* each section's table entry, by id */
     size_t arena_bytes;
 } blob_layout;
 
-/* Items of one layer of a section (its shape without the layer dimension) ... */
-static uint64_t layer_count(uint32_t id, const atome_config *c) {
-    uint32_t dims[4], n = section_shape(id, c, dims), i;
-    uint64_t count = 1;
-    for (i = SPECS[id].stacked; i < n; i++) count *= dims[i];
-    return count;
+/* The product of the dimensions of a shape (SHAPES[id], or that >> 4 for one layer). */
+static uint64_t items(const blob_layout *lay, uint32_t shape) {
+    uint64_t n = 1;
+    for (; shape; shape >>= 4) n *= lay->dims[shape & 15];
+    return n;
 }
 
-/* ... and of the whole section. */
-static uint64_t section_count(uint32_t id, const atome_config *c) {
-    return layer_count(id, c) * (SPECS[id].stacked ? c->n_layers : 1);
+/* Bytes of trit scales at the start of a ternary section: one float per layer, or one. */
+static uint32_t scale_bytes(const blob_layout *lay, uint32_t id) {
+    return 4 * (STACKED(id) ? lay->dims[3] : 1);
 }
 
-static uint32_t section_scales(uint32_t id, const atome_config *c) {
-    return SPECS[id].is_trit ? (SPECS[id].stacked ? c->n_layers : 1) : 0;
-}
-
-static int parse_blob(const uint8_t *b, size_t len, blob_layout *out) {
+static int parse_blob(const uint8_t *b, size_t len, blob_layout *lay) {
     uint32_t file_size, end, n_sections, table_end, i, j;
-    atome_config *c = &out->cfg;
+    const uint8_t *table = b + HEADER_BYTES;
     if (!b) return ATOME_ERR_BAD_ARGUMENT;
     if (len < 4) return memcmp(b, "ATMB", len) == 0 ? ATOME_ERR_TRUNCATED : ATOME_ERR_BAD_MAGIC;
     if (memcmp(b, "ATMB", 4) != 0) return ATOME_ERR_BAD_MAGIC;
@@ -299,145 +291,113 @@ static int parse_blob(const uint8_t *b, size_t len, blob_layout *out) {
     if (rd32(b + end) != atome_crc32(b, end)) return ATOME_ERR_CHECKSUM;
 
     if (rd16(b + 6) != 1 || rd16(b + 26) != 0 || file_size % 4) return ATOME_ERR_BAD_HEADER;
-    c->vocab = rd16(b + 12);
-    c->d_model = rd16(b + 14);
-    c->n_layers = rd16(b + 16);
-    c->d_head = rd16(b + 18);
-    c->top_k = rd16(b + 20);
-    c->kernel = rd16(b + 22);
-    if (!config_valid(c)) return ATOME_ERR_BAD_HEADER;
+    memset(lay, 0, sizeof *lay);
+    for (i = 1; i <= 9; i++) { /* the config's u16s are <= 65535; none may be 0 */
+        lay->dims[i] = i <= 6 ? rd16(b + 10 + 2 * i) : i - 6;
+        if (!lay->dims[i]) return ATOME_ERR_BAD_HEADER;
+    }
 
     n_sections = rd16(b + 24);
     table_end = HEADER_BYTES + ENTRY_BYTES * n_sections;
     if (table_end > end) return ATOME_ERR_SECTION_BOUNDS;
     for (i = 0; i < n_sections; i++) {
-        const uint8_t *e = b + HEADER_BYTES + ENTRY_BYTES * i;
-        uint32_t dtype = e[1], codec = e[2], ndim = e[3], offset = rd32(e + 12), length = rd32(e + 16);
+        const uint8_t *e = table + ENTRY_BYTES * i;
+        uint32_t dtype = e[1], codec = e[2], ndim = e[3], offset = rd32(e + 12);
         if (dtype < DTYPE_TRIT || dtype > DTYPE_F16) return ATOME_ERR_BAD_HEADER;
-        if (dtype == DTYPE_TRIT ? (codec < CODEC_2BIT || codec > CODEC_RANS) : codec != 0)
-            return ATOME_ERR_BAD_HEADER;
+        if (dtype == DTYPE_TRIT ? codec < CODEC_2BIT || codec > CODEC_RANS : codec != 0) return ATOME_ERR_BAD_HEADER;
         if (ndim < 1 || ndim > 4) return ATOME_ERR_BAD_HEADER;
-        for (j = 0; j < 4; j++)
+        for (j = 0; j < 4; j++) /* ndim nonzero dimensions, then zeros */
             if ((j < ndim) != (rd16(e + 4 + 2 * j) != 0)) return ATOME_ERR_BAD_HEADER;
         if (offset % 4) return ATOME_ERR_SECTION_BOUNDS;
-        if (offset < table_end || (uint64_t)offset + length > end) return ATOME_ERR_SECTION_BOUNDS;
+        if (offset < table_end || (uint64_t)offset + rd32(e + 16) > end) return ATOME_ERR_SECTION_BOUNDS;
     }
     if (n_sections <= MAX_TABLE) /* sorted by (offset, length), no section may reach the next */
         for (i = 0; i < n_sections; i++)
             for (j = 0; j < n_sections; j++) {
-                const uint8_t *a = b + HEADER_BYTES + ENTRY_BYTES * i, *z = b + HEADER_BYTES + ENTRY_BYTES * j;
-                uint32_t ao = rd32(a + 12), al = rd32(a + 16), zo = rd32(z + 12), zl = rd32(z + 16);
+                uint32_t ao = rd32(table + ENTRY_BYTES * i + 12), al = rd32(table + ENTRY_BYTES * i + 16);
+                uint32_t zo = rd32(table + ENTRY_BYTES * j + 12), zl = rd32(table + ENTRY_BYTES * j + 16);
                 int a_first = ao < zo || (ao == zo && al <= zl);
                 if (i != j && a_first && (uint64_t)ao + al > zo) return ATOME_ERR_SECTION_OVERLAP;
             }
 
-    for (i = 0; i <= N_SECTIONS; i++) out->sec[i].dtype = 0;
-    for (i = 0; i < n_sections; i++) {
-        const uint8_t *e = b + HEADER_BYTES + ENTRY_BYTES * i;
-        uint32_t id = e[0], dims[4], ndim;
-        if (id < 1 || id > N_SECTIONS || out->sec[id].dtype) return ATOME_ERR_CONFIG_MISMATCH;
-        if ((e[1] == DTYPE_TRIT) != SPECS[id].is_trit) return ATOME_ERR_CONFIG_MISMATCH;
-        ndim = section_shape(id, c, dims);
-        if (e[3] != ndim) return ATOME_ERR_CONFIG_MISMATCH;
-        for (j = 0; j < ndim; j++)
-            if (rd16(e + 4 + 2 * j) != dims[j]) return ATOME_ERR_CONFIG_MISMATCH;
-        out->sec[id].dtype = e[1];
-        out->sec[id].codec = e[2];
-        out->sec[id].offset = rd32(e + 12);
-        out->sec[id].length = rd32(e + 16);
+    for (i = 0; i < n_sections; i++) { /* each section once, with its kind and shape */
+        const uint8_t *e = table + ENTRY_BYTES * i;
+        uint32_t id = e[0], shape;
+        if (id < 1 || id > N_SECTIONS || lay->entry[id]) return ATOME_ERR_CONFIG_MISMATCH;
+        if ((e[1] == DTYPE_TRIT) != IS_TRIT(id)) return ATOME_ERR_CONFIG_MISMATCH;
+        /* the entry's dimensions past its ndim are 0, and so are those past the shape's */
+        for (j = 0, shape = SHAPES[id]; j < 4; j++, shape >>= 4)
+            if (rd16(e + 4 + 2 * j) != lay->dims[shape & 15]) return ATOME_ERR_CONFIG_MISMATCH;
+        lay->entry[id] = e;
     }
     for (i = 1; i <= N_SECTIONS; i++)
-        if (!out->sec[i].dtype) return ATOME_ERR_CONFIG_MISMATCH; /* missing */
+        if (!lay->entry[i]) return ATOME_ERR_CONFIG_MISMATCH; /* missing */
 
-    out->arena_bytes = 0;
-    for (i = 1; i <= N_SECTIONS; i++) {
-        const section_ref *r = &out->sec[i];
-        uint64_t count = section_count(i, c);
-        if (!SPECS[i].is_trit) {
-            if (r->length != count * (r->dtype == DTYPE_F32 ? 4 : 2)) return ATOME_ERR_CORRUPT_SECTION;
-        } else {
-            uint32_t scales = 4 * section_scales(i, c);
-            int status;
-            if (r->length < scales) return ATOME_ERR_CORRUPT_SECTION;
-            status = decode_trits((int)r->codec, b + r->offset + scales, r->length - scales, count, NULL);
-            if (status != ATOME_OK) return status;
-            if (r->codec != CODEC_2BIT) out->arena_bytes += (size_t)((count + 3) / 4);
+    for (i = 1; i <= N_SECTIONS; i++) { /* the payloads, in id order */
+        const uint8_t *e = lay->entry[i];
+        uint32_t length = rd32(e + 16), scales = scale_bytes(lay, i);
+        uint64_t count = items(lay, SHAPES[i]);
+        int status;
+        if (!IS_TRIT(i)) {
+            if (length != count * (e[1] == DTYPE_F32 ? 4 : 2)) return ATOME_ERR_CORRUPT_SECTION;
+            continue;
         }
+        if (length < scales) return ATOME_ERR_CORRUPT_SECTION;
+        status = decode_trits(e[2], b + rd32(e + 12) + scales, length - scales, count, NULL);
+        if (status != ATOME_OK) return status;
+        if (e[2] != CODEC_2BIT) lay->arena_bytes += (size_t)((count + 3) / 4);
     }
     return ATOME_OK;
 }
 
 int atome_check_blob(const uint8_t *blob, size_t len, atome_config *cfg, size_t *arena_bytes) {
-    blob_layout layout;
-    int status = parse_blob(blob, len, &layout);
+    blob_layout lay;
+    int status = parse_blob(blob, len, &lay);
     if (status != ATOME_OK) return status;
-    if (cfg) *cfg = layout.cfg;
-    if (arena_bytes) *arena_bytes = layout.arena_bytes;
+    if (cfg) memcpy(cfg, lay.dims + 1, sizeof *cfg); /* the same six numbers in the same order */
+    if (arena_bytes) *arena_bytes = lay.arena_bytes;
     return ATOME_OK;
-}
-
-static void float_vectors(const blob_layout *lay, const uint8_t *b, uint32_t id, atome_vector **vs, uint32_t n) {
-    const section_ref *r = &lay->sec[id];
-    size_t item = r->dtype == DTYPE_F16 ? 2 : 4, d = lay->cfg.d_model;
-    uint32_t k;
-    for (k = 0; k < n; k++) {
-        vs[k]->data = b + r->offset + k * d * item;
-        vs[k]->stride = n * d * item;
-        vs[k]->f16 = r->dtype == DTYPE_F16;
-    }
-}
-
-/* The view's ternary matrix for a trit section id (0 for a float section). */
-static atome_trits *trits_of(atome_model *m, uint32_t id) {
-    switch (id) {
-    case 1: return &m->embed;
-    case 3: return &m->conv;
-    case 5: return &m->wq;
-    case 6: return &m->wk;
-    case 7: return &m->wv;
-    case 8: return &m->router;
-    case 10: return &m->unembed;
-    default: return 0;
-    }
 }
 
 int atome_load_blob(atome_model *m, const uint8_t *blob, size_t len, uint8_t *arena, size_t arena_len) {
     blob_layout lay;
-    size_t used = 0;
-    uint32_t id;
+    uint32_t id, k;
     int status;
     if (!m) return ATOME_ERR_BAD_ARGUMENT;
     if ((status = parse_blob(blob, len, &lay)) != ATOME_OK) return status;
     if (lay.arena_bytes > arena_len || (lay.arena_bytes && !arena)) return ATOME_ERR_ARENA_TOO_SMALL;
-    memset(m, 0, sizeof *m);
-    m->cfg = lay.cfg;
-    m->conv_newest_first = 0;
+    memset(m, 0, sizeof *m); /* conv_newest_first = 0: ATMB keeps PyTorch's tap order */
+    memcpy(&m->cfg, lay.dims + 1, sizeof m->cfg);
     for (id = 1; id <= N_SECTIONS; id++) {
-        const section_ref *r = &lay.sec[id];
-        atome_trits *t = trits_of(m, id);
-        uint64_t count = section_count(id, &lay.cfg);
-        uint32_t scales = section_scales(id, &lay.cfg);
-        if (!t) continue;
-        t->scale = blob + r->offset;
-        t->scale_stride = 4;
-        t->trit_stride = SPECS[id].stacked ? (size_t)layer_count(id, &lay.cfg) : 0;
-        if (r->codec == CODEC_2BIT) {
-            t->codes = blob + r->offset + 4 * scales;
-        } else { /* decode once into the arena, as 2-bit codes */
-            size_t bytes = (size_t)((count + 3) / 4);
-            memset(arena + used, 0, bytes);
-            decode_trits((int)r->codec, blob + r->offset + 4 * scales, r->length - 4 * scales, count, arena + used);
-            t->codes = arena + used;
-            used += bytes;
+        const uint8_t *e = lay.entry[id], *p = blob + rd32(e + 12);
+        uint8_t *field = (uint8_t *)m + FIELDS[id];
+        if (IS_TRIT(id)) { /* a scale per layer, then the codes; one layer = the shape less its first dimension */
+            atome_trits *t = (atome_trits *)field;
+            uint32_t scales = scale_bytes(&lay, id);
+            t->scale = p;
+            t->scale_stride = 4;
+            t->trit_stride = STACKED(id) ? (size_t)items(&lay, SHAPES[id] >> 4) : 0;
+            t->codes = p + scales;
+#if ATOME_CODECS
+            if (e[2] != CODEC_2BIT) { /* decode once into the arena, as 2-bit codes */
+                uint64_t count = items(&lay, SHAPES[id]);
+                size_t bytes = (size_t)((count + 3) / 4);
+                memset(arena, 0, bytes);
+                decode_trits(e[2], p + scales, rd32(e + 16) - scales, count, arena);
+                t->codes = arena;
+                arena += bytes;
+            }
+#endif
+        } else { /* parts (d floats each) side by side, per layer when stacked */
+            uint32_t parts = lay.dims[(SHAPES[id] >> (STACKED(id) ? 4 : 0)) & 15];
+            size_t item = e[1] == DTYPE_F16 ? 2 : 4, d = lay.dims[2];
+            for (k = 0; k < parts; k++) {
+                atome_vector *v = (atome_vector *)(field + k * sizeof(atome_vector));
+                v->data = p + k * d * item;
+                v->stride = parts * d * item;
+                v->f16 = item == 2;
+            }
         }
-    }
-    {
-        atome_vector *norm[2] = {&m->norm_w, &m->norm_b};
-        atome_vector *ssm[3] = {&m->a_raw, &m->ssm_b, &m->c_out};
-        atome_vector *fin[2] = {&m->final_w, &m->final_b};
-        float_vectors(&lay, blob, 2, norm, 2);
-        float_vectors(&lay, blob, 4, ssm, 3);
-        float_vectors(&lay, blob, 9, fin, 2);
     }
     return ATOME_OK;
 }
