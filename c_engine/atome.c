@@ -135,18 +135,19 @@ float atome_rsqrt(float x) { /* x > 0: bit-level first guess, three Newton steps
     return y + y * (0.5f - (half * y) * y);
 }
 
-/* The router's softmax over the three pathways, in place (g[3] gets the total). */
+/* The router's softmax over the three pathways, in place (g[3] gets the total,
+ * (g0 + g1) + g2: 0 + g0 is g0 exactly, e^x is never -0). */
 static void softmax3(float *g) {
     float top = g[0];
-    if (g[1] > top) top = g[1];
-    if (g[2] > top) top = g[2];
-    g[0] = atome_exp(g[0] - top);
-    g[1] = atome_exp(g[1] - top);
-    g[2] = atome_exp(g[2] - top);
-    g[3] = (g[0] + g[1]) + g[2];
-    g[0] = g[0] / g[3];
-    g[1] = g[1] / g[3];
-    g[2] = g[2] / g[3];
+    int i;
+    for (i = 1; i < 3; i++)
+        if (g[i] > top) top = g[i];
+    g[3] = 0.0f;
+    for (i = 0; i < 3; i++) {
+        g[i] = atome_exp(g[i] - top);
+        g[3] += g[i];
+    }
+    for (i = 0; i < 3; i++) g[i] = g[i] / g[3];
 }
 
 /* ---------------------------------------------------------------------------------
@@ -280,13 +281,13 @@ static void ssm_step(const atome_model *m, uint32_t layer, const float *decay, f
 #define SAT 2147483647
 
 /* v clamped to +-(2^31 - 1); every v this file passes is below 2^62 in size */
-static int32_t sat32(int64_t v) {
+INLINE int32_t sat32(int64_t v) {
     if ((uint64_t)(v + SAT) <= 2u * (uint64_t)SAT) return (int32_t)v; /* -SAT <= v <= SAT */
     return v > 0 ? SAT : -SAT;
 }
 
 /* round(v / 2^s), halves up, 1 <= s <= 62 */
-static int64_t shift_round(int64_t v, int s) {
+INLINE int64_t shift_round(int64_t v, int s) {
     return (v + ((int64_t)1 << (s - 1))) >> s;
 }
 
@@ -352,7 +353,7 @@ static float dequant(float scale, int32_t amax) {
     return (scale * (float)amax) * (1.0f / 127.0f);
 }
 
-static uint32_t max_abs(const int32_t *x, uint32_t n) {
+INLINE uint32_t max_abs(const int32_t *x, uint32_t n) {
     uint32_t top = 0, i;
     for (i = 0; i < n; i++) {
         uint32_t a = x[i] < 0 ? 0u - (uint32_t)x[i] : (uint32_t)x[i];
@@ -575,79 +576,87 @@ static int path_ok(int path) {
     return path == ATOME_PATH_I8 || (ATOME_F32_PATH && path == ATOME_PATH_F32);
 }
 
-/* Hands out x * y * z bytes (their product below 2^59) from a buffer, 8-byte aligned
- * (base 0: only counts, and every pointer handed out is 0). */
+/* Each path's arrays in buffer order, state then scratch: the field of atome_state that
+ * points at the array, and its bytes as the product of three of layout()'s sizes. */
+enum { ONE, FOUR, EIGHT, THIRTY_TWO, L, D, DH, TOP_K, WINDOW, TAPS, WIDE, MANY, PAIRS, D4, DH4, N_SIZES };
 typedef struct {
-    uint8_t *base;
-    uint64_t used;
-} carver;
+    uint8_t field, x, y, z; /* field: its offset in pointers */
+} array_spec;
+#define ARRAY(field, x, y, z) {offsetof(atome_state, field) / sizeof(void *), x, y, z}
 
-static void *carve(carver *a, uint32_t x, uint32_t y, uint32_t z) {
-    void *p = a->base ? a->base + a->used : 0;
-    a->used += ((uint64_t)x * y * z + 7) & ~(uint64_t)7;
-    return p;
+static const array_spec I8_ARRAYS[] = {
+    ARRAY(i.decay, L, D, FOUR), /* first on both paths: the constants, which atome_reset leaves */
+    ARRAY(i.ssm, L, D, FOUR), ARRAY(i.conv_amax, L, TAPS, FOUR), ARRAY(i.key_amax, L, WINDOW, FOUR),
+    ARRAY(i.value_amax, L, WINDOW, FOUR), ARRAY(i.conv, L, TAPS, D), ARRAY(i.keys, L, WINDOW, DH),
+    ARRAY(i.values, L, WINDOW, D),
+    /* scratch */
+    ARRAY(gates, FOUR, FOUR, ONE), ARRAY(top, TOP_K, FOUR, ONE), ARRAY(i.rank, WINDOW, EIGHT, ONE),
+    ARRAY(i.x, D, FOUR, ONE), ARRAY(i.h, D, FOUR, ONE), ARRAY(i.local, D, FOUR, ONE),
+    ARRAY(i.ssm_out, D, FOUR, ONE), ARRAY(i.attn, D, FOUR, ONE), ARRAY(i.tmp, WIDE, FOUR, ONE),
+    ARRAY(i.factor, MANY, FOUR, ONE),
+    ARRAY(i.rows, MANY, EIGHT, ONE), /* pointers, 8 bytes each: the same size on every target */
+    ARRAY(weights, TOP_K, FOUR, ONE), ARRAY(i.lut, PAIRS, THIRTY_TWO, ONE), ARRAY(i.h8, D, ONE, ONE),
+    ARRAY(i.q8, DH, ONE, ONE)};
+#define I8_STATE_ARRAYS 8
+
+#if ATOME_F32_PATH
+static const array_spec F32_ARRAYS[] = {
+    ARRAY(f.decay, L, D, FOUR), ARRAY(f.conv, L, TAPS, D4), ARRAY(f.ssm, L, D, FOUR),
+    ARRAY(f.keys, L, WINDOW, DH4), ARRAY(f.values, L, WINDOW, D4),
+    /* scratch */
+    ARRAY(gates, FOUR, FOUR, ONE), ARRAY(top, TOP_K, FOUR, ONE), ARRAY(f.x, D, FOUR, ONE),
+    ARRAY(f.h, D, FOUR, ONE), ARRAY(f.local, D, FOUR, ONE), ARRAY(f.ssm_out, D, FOUR, ONE),
+    ARRAY(f.attn, D, FOUR, ONE), ARRAY(f.q, DH, FOUR, ONE), ARRAY(f.scores, WINDOW, FOUR, ONE)};
+#define F32_STATE_ARRAYS 5
+#endif
+
+/* Points n arrays into buf (0: only counts, every pointer 0), each 8-byte aligned;
+ * returns their bytes (below 2^62: each product is below 2^58). A void pointer is
+ * stored into each typed field (one pointer representation: every target of ours). */
+static uint64_t carve(atome_state *s, const array_spec *e, uint32_t n, const uint32_t *sizes, uint8_t *buf) {
+    uint64_t used = 0;
+    for (; n > 0; n--, e++) {
+        void *p = buf ? buf + used : 0;
+        memcpy((uint8_t *)s + e->field * sizeof p, &p, sizeof p);
+        used += ((uint64_t)sizes[e->x] * sizes[e->y] * sizes[e->z] + 7) & ~(uint64_t)7;
+    }
+    return used;
 }
 
 /* Lays out the state buffer and the scratch buffer (0: only counts) for s->window and
  * s->path, points s's arrays into them, and returns their bytes in need[0] and need[1]. */
 static void layout(atome_state *s, const atome_config *c, void *state, void *scratch, uint64_t need[2]) {
-    uint32_t d = c->d_model, L = c->n_layers, dh = c->d_head, k = c->top_k, W = s->window, taps = c->kernel - 1;
-    uint32_t wide = d > dh ? d : dh, many = c->kernel > k ? c->kernel : k;
-    carver a, b;
-    void *decay;
+    uint32_t d = c->d_model, dh = c->d_head, k = c->top_k, wide = d > dh ? d : dh, sizes[N_SIZES];
     uint64_t constants;
-    a.base = (uint8_t *)state;
-    b.base = (uint8_t *)scratch;
-    a.used = b.used = 0;
-    decay = carve(&a, L, d, 4); /* first on both paths: what atome_reset leaves */
-    s->history = carve(&a, 0, 0, 0);
-    constants = a.used;
-    s->gates = carve(&b, 4, 4, 1);
-    s->top = carve(&b, k, 4, 1);
+    const array_spec *arrays = I8_ARRAYS;
+    uint32_t n_state = I8_STATE_ARRAYS, n_all = sizeof I8_ARRAYS / sizeof I8_ARRAYS[0];
+    sizes[ONE] = 1;
+    sizes[FOUR] = 4;
+    sizes[EIGHT] = 8;
+    sizes[THIRTY_TWO] = 32;
+    sizes[L] = c->n_layers;
+    sizes[D] = d;
+    sizes[DH] = dh;
+    sizes[TOP_K] = k;
+    sizes[WINDOW] = s->window;
+    sizes[TAPS] = c->kernel - 1;
+    sizes[WIDE] = wide > 3 ? wide : 3;
+    sizes[MANY] = c->kernel > k ? c->kernel : k;
+    sizes[PAIRS] = (d + 1) / 2;
+    sizes[D4] = 4 * d;
+    sizes[DH4] = 4 * dh;
 #if ATOME_F32_PATH
     if (s->path == ATOME_PATH_F32) {
-        s->f.decay = decay;
-        s->f.conv = carve(&a, L, taps, 4 * d);
-        s->f.ssm = carve(&a, L, d, 4);
-        s->f.keys = carve(&a, L, W, 4 * dh);
-        s->f.values = carve(&a, L, W, 4 * d);
-        s->f.x = carve(&b, d, 4, 1);
-        s->f.h = carve(&b, d, 4, 1);
-        s->f.local = carve(&b, d, 4, 1);
-        s->f.ssm_out = carve(&b, d, 4, 1);
-        s->f.attn = carve(&b, d, 4, 1);
-        s->f.q = carve(&b, dh, 4, 1);
-        s->f.scores = carve(&b, W, 4, 1);
-        need[0] = a.used;
-        need[1] = b.used;
-        s->history_bytes = (size_t)(a.used - constants);
-        return;
+        arrays = F32_ARRAYS;
+        n_state = F32_STATE_ARRAYS;
+        n_all = sizeof F32_ARRAYS / sizeof F32_ARRAYS[0];
     }
 #endif
-    s->i.decay = decay;
-    s->i.ssm = carve(&a, L, d, 4);
-    s->i.conv_amax = carve(&a, L, taps, 4);
-    s->i.key_amax = carve(&a, L, W, 4);
-    s->i.value_amax = carve(&a, L, W, 4);
-    s->i.conv = carve(&a, L, taps, d);
-    s->i.keys = carve(&a, L, W, dh);
-    s->i.values = carve(&a, L, W, d);
-    s->i.rank = carve(&b, W, 8, 1);
-    s->i.x = carve(&b, d, 4, 1);
-    s->i.h = carve(&b, d, 4, 1);
-    s->i.local = carve(&b, d, 4, 1);
-    s->i.ssm_out = carve(&b, d, 4, 1);
-    s->i.attn = carve(&b, d, 4, 1);
-    s->i.tmp = carve(&b, wide > 3 ? wide : 3, 4, 1);
-    s->i.factor = carve(&b, many, 4, 1);
-    s->i.rows = carve(&b, many, 8, 1); /* pointers, 8 bytes each: the same size on every target */
-    s->weights = carve(&b, k, 4, 1);
-    s->i.lut = carve(&b, (d + 1) / 2, 32, 1);
-    s->i.h8 = carve(&b, d, 1, 1);
-    s->i.q8 = carve(&b, dh, 1, 1);
-    need[0] = a.used;
-    need[1] = b.used;
-    s->history_bytes = (size_t)(a.used - constants);
+    need[0] = carve(s, arrays, n_state, sizes, (uint8_t *)state);
+    need[1] = carve(s, arrays + n_state, n_all - n_state, sizes, (uint8_t *)scratch);
+    constants = (4 * (uint64_t)c->n_layers * d + 7) & ~(uint64_t)7; /* the decay */
+    s->history = state ? (uint8_t *)state + constants : 0;
+    s->history_bytes = (size_t)(need[0] - constants);
 }
 
 /* Bytes of the state (which 0) or the scratch (which 1); 0 for what cannot be. */
@@ -715,7 +724,7 @@ int atome_state_init(atome_state *s, const atome_model *m, uint32_t window, int 
  * largest kept in descending order, ties to the earlier token; softmax over those; out
  * = sum of weight * value in that order. */
 
-static int ranks_above(const atome_state *s, uint32_t i, uint32_t j) {
+INLINE int ranks_above(const atome_state *s, uint32_t i, uint32_t j) {
 #if ATOME_F32_PATH
     if (s->path == ATOME_PATH_F32) return s->f.scores[i] > s->f.scores[j];
 #endif

@@ -311,13 +311,14 @@ static int parse_blob(const uint8_t *b, size_t len, blob_layout *lay) {
         if (offset % 4) return ATOME_ERR_SECTION_BOUNDS;
         if (offset < table_end || (uint64_t)offset + rd32(e + 16) > end) return ATOME_ERR_SECTION_BOUNDS;
     }
-    if (n_sections <= MAX_TABLE) /* sorted by (offset, length), no section may reach the next */
+    /* sorted by (offset, length), no section may reach the next: no a before z (offset + length
+     * <= end, checked above, so no sum wraps) that ends after z starts */
+    if (n_sections <= MAX_TABLE)
         for (i = 0; i < n_sections; i++)
             for (j = 0; j < n_sections; j++) {
-                uint32_t ao = rd32(table + ENTRY_BYTES * i + 12), al = rd32(table + ENTRY_BYTES * i + 16);
-                uint32_t zo = rd32(table + ENTRY_BYTES * j + 12), zl = rd32(table + ENTRY_BYTES * j + 16);
-                int a_first = ao < zo || (ao == zo && al <= zl);
-                if (i != j && a_first && (uint64_t)ao + al > zo) return ATOME_ERR_SECTION_OVERLAP;
+                const uint8_t *a = table + ENTRY_BYTES * i + 12, *z = table + ENTRY_BYTES * j + 12;
+                uint32_t ao = rd32(a), al = rd32(a + 4), zo = rd32(z), zl = rd32(z + 4);
+                if (i != j && (ao < zo || (ao == zo && al <= zl)) && ao + al > zo) return ATOME_ERR_SECTION_OVERLAP;
             }
 
     for (i = 0; i < n_sections; i++) { /* each section once, with its kind and shape */
