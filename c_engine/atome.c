@@ -400,9 +400,10 @@ KERNEL void build_lut(const int8_t *q, uint32_t n, int16_t *lut) {
     }
 }
 
-/* Four rows of byte-aligned codes at p, and `last` (0..3) rows of `stride` bytes after
- * it (the rest repeat the last one): each row's exact sum of trit * q, nbytes bytes (4
- * trits each) through the table. The rows share the walk through the table. */
+/* The exact sums of trit * q of rows 0..last (last <= 3) of byte-aligned codes, stride
+ * bytes apart from p, nbytes bytes (4 trits each) a row: acc[0..3], the rows past `last`
+ * repeating it (a short group costs no second kernel). The rows share the walk through
+ * the table. */
 KERNEL void ternary_dot4_q(const uint8_t *p, size_t stride, uint32_t last, uint32_t nbytes, const int16_t *lut,
                            int32_t *acc) {
     const uint8_t *end = p + nbytes;
@@ -424,8 +425,9 @@ KERNEL void ternary_dot4_q(const uint8_t *p, size_t stride, uint32_t last, uint3
 
 /* y = round((W h8) * scale * amax / 127) in Q16, W the layer's (rows, d_model) trits and
  * h8 the scratch's 8-bit activations (their table s->i.lut); with logits != 0 instead
- * logits = (W h8) * scale * amax / 127 / 2^16 in float (the unembedding). Rows that
- * start on a byte go four at a time through the table, others one trit at a time. */
+ * logits = (W h8) * scale * amax / 127 / 2^16 in float (the unembedding). When d_model
+ * is a multiple of 4 every row starts on a byte and rows go four at a time through the
+ * table; otherwise one trit at a time (the same integer sums). */
 KERNEL void matvec_q(const atome_state *s, const atome_trits *w, uint32_t layer, uint32_t rows, int32_t amax,
                      int32_t *y, float *logits) {
     uint32_t d = s->model->cfg.d_model, r, k, n;
