@@ -67,8 +67,8 @@ def _engine(m):
 def _firmware(m):
     ch = m["07_firmware_qemu"]
     parity = ch["parity"]
-    exact = sorted(k for k, v in parity.items() if v["bit_exact"])
-    text = f"0-ULP logits and equal tokens on {len(exact)} of {len(parity)} core/path runs"
+    exact = sum(run["bit_exact"] for run in parity.values())
+    text = f"0-ULP logits and equal tokens on {exact} of {len(parity)} core/path runs"
     published = ch.get("published_944k_m7")
     if published:
         text += (f"; published 944K on the M7: {published['tokens_equal_kit']}/{published['tokens']} tokens "
@@ -123,10 +123,9 @@ def load_metrics(results_dir: Path) -> dict:
 def ours(claim_fn, metrics: dict) -> str:
     """Our number for one claim, or NOT_MEASURED when the chapter or the data it needs is absent."""
     try:
-        text = claim_fn(metrics)
+        return claim_fn(metrics)
     except (KeyError, TypeError, StopIteration):
         return NOT_MEASURED
-    return text
 
 
 def chapter_number(stem: str) -> int:
