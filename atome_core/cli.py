@@ -1,10 +1,33 @@
-"""The `atome` command. Sub-commands grow with the chapters."""
-import argparse
-import sys
+"""The `atome` command: every subcommand's parser and handler.
 
+Exit codes, the same for every subcommand: 0 success, 2 bad input or usage (a file
+that is not what it should be, a value out of range), 1 a run that failed.
+Handlers import what they need when they run, so `atome --help` starts fast.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .data.corpora import (
+    FETCHED_KINDS,
+    TINYSTORIES_ENV,
+    USER_CORPORA,
+    CorpusError,
+    cached_source_path,
+    corpus_info,
+    fetch_corpus,
+    list_corpora,
+    load_corpus,
+    sha256_hex,
+)
+from .files import write_atomic
+
+# -- atome book ------------------------------------------------------------------------
 
 def cmd_book(args) -> int:
-    from . import book
+    from .book import runner as book
     if args.list:
         book.describe()
         return 0
@@ -17,50 +40,378 @@ def cmd_book(args) -> int:
     return 0
 
 
+# -- atome corpus list | show NAME [--path P] | fetch [NAME ...] -----------------------
+
+def short(s: str, n: int) -> str:
+    return s if len(s) <= n else s[:n - 3] + "..."
+
+
+def cli_corpus(argv: list) -> int:
+    parser = argparse.ArgumentParser(prog="atome corpus", description="the book's corpora")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="a table of all corpora (fetches alice/moby on first use)")
+    show = sub.add_parser("show", help="details of one corpus")
+    show.add_argument("name")
+    show.add_argument("--path", help="the file, for tinystories and file")
+    show.add_argument("--val-fraction", type=float, default=0.1)
+    fetch = sub.add_parser("fetch", help="fetch registry corpora into the cache now")
+    fetch.add_argument("names", nargs="*", help="default: all that are fetched")
+    fetch.add_argument("--force", action="store_true", help="fetch again even when a verified copy is cached")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed usage / error
+        return e.code if isinstance(e.code, int) else 2
+
+    def error(msg) -> int:
+        print(f"atome corpus: error: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        if args.command == "list":
+            return cli_list(error)
+        if args.command == "show":
+            c = load_corpus(args.name, path=args.path, val_fraction=args.val_fraction)
+            cut = len(c.train)
+            print(f"name:        {c.name}")
+            print(f"description: {c.description}")
+            print(f"source:      {c.source}")
+            print(f"licence:     {c.licence}")
+            print(f"sha256:      {c.sha256}  (source bytes)")
+            print(f"size:        {c.n_bytes:,} bytes, {c.n_chars:,} characters")
+            print(f"characters:  {len(c.chars)} distinct: {''.join(c.chars)!r}")
+            print(f"split:       train {len(c.train):,} chars, val {len(c.val):,} chars "
+                  f"(val_fraction {args.val_fraction}, cut at character {cut:,})")
+            print("train begins:")
+            print(c.train[:300])
+            return 0
+        if args.command == "fetch":
+            names = args.names or [n for n in list_corpora() if corpus_info(n)["kind"] in FETCHED_KINDS]
+            for name in names:
+                if corpus_info(name)["kind"] not in FETCHED_KINDS:
+                    raise CorpusError(f"corpus {name!r} is not fetched from a registry")
+                cached = cached_source_path(corpus_info(name))
+                if not args.force and cached.is_file() and \
+                        sha256_hex(cached.read_bytes()) == corpus_info(name)["source_sha256"]:
+                    print(f"{name}: {cached} (cached, sha256 verified)")
+                    continue
+                print(f"{name}: {fetch_corpus(name)}")
+            return 0
+    except CorpusError as e:
+        return error(e)
+    return error(f"unknown command {args.command!r}")
+
+
+def cli_list(error) -> int:
+    header = ("name", "bytes", "chars", "distinct", "train", "val", "sha256", "licence", "source")
+    rows, failures = [], []
+    names = list_corpora() + list(USER_CORPORA)
+    for name in names:
+        info = corpus_info(name)
+        path = os.environ.get(TINYSTORIES_ENV) if name == "tinystories" else None
+        if name in USER_CORPORA and not path:
+            rows.append((name, "needs --path", "", "", "", "", "", info["licence"],
+                         short(info["source"], 60)))
+            continue
+        try:
+            c = load_corpus(name, path=path)
+        except CorpusError as e:
+            failures.append(f"{name}: {e}")
+            rows.append((name, "unavailable", "", "", "", "", "", info["licence"],
+                         short(info["source"], 60)))
+            continue
+        rows.append((name, f"{c.n_bytes:,}", f"{c.n_chars:,}", str(len(c.chars)), f"{len(c.train):,}",
+                     f"{len(c.val):,}", c.sha256[:12], c.licence, short(c.source, 60)))
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    for f in failures:
+        error(f)
+    return 2 if failures else 0
+
+
 def cmd_corpus(args) -> int:
-    from . import data
-    return data.cli_corpus(args.rest)
+    return cli_corpus(args.rest)
+
+
+# -- atome atto train | sample | export ---------------------------------------------------
+
+def cli_atto(argv: list) -> int:
+    import numpy as np
+    import torch
+
+    from .formats.atto_json import (
+        AttoFormatError,
+        load_any,
+        load_checkpoint,
+        save,
+        save_checkpoint,
+        write_web_folder,
+    )
+    from .models import atto
+    from .models.atto import AttoConfig, count_params
+
+    parser = argparse.ArgumentParser(prog="atome atto", description="the atto series outside the book")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="search a budget's configuration (or take one) and train it")
+    tr.add_argument("--budget", type=int, required=True, help="exact parameter count, e.g. 1024")
+    tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    tr.add_argument("--corpus", default="shakespeare")
+    tr.add_argument("--max-chars", type=int, help="use only the first N characters of the corpus")
+    tr.add_argument("--steps", type=int, default=800)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--seq-len", type=int, default=128)
+    tr.add_argument("--lr", type=float, default=3e-2, help="base rate; the search may double it")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--search-steps", type=int, default=150, help="steps per search candidate")
+    tr.add_argument("--config", help="skip the search: an AttoConfig as JSON, e.g. "
+                    "'{\"n_embd\": 8, \"n_full\": 2, \"n_hidden\": 18, \"n_diag\": 2, ...}'")
+    sa = sub.add_parser("sample", help="continue a prompt with a trained model")
+    sa.add_argument("model", help=".safetensors checkpoint or .json export")
+    sa.add_argument("--prompt", default="ROMEO:")
+    sa.add_argument("--chars", type=int, default=200)
+    sa.add_argument("--greedy", action="store_true")
+    sa.add_argument("--temperature", type=float, default=0.8)
+    sa.add_argument("--seed", type=int, default=0)
+    ex = sub.add_parser("export", help="write a checkpoint as dependency-free JSON")
+    ex.add_argument("model", help=".safetensors checkpoint")
+    ex.add_argument("--out", required=True, help="JSON file, or a folder with --web")
+    ex.add_argument("--name", help="model name in the file (default: atto-<params>)")
+    ex.add_argument("--web", action="store_true", help="write the demo folder (JSON, manifest, .js fallbacks)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+
+    def error(msg) -> int:
+        print(f"atome atto: error: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        if args.command == "train":
+            if args.budget not in atto.BUDGETS and args.config is None:
+                print(f"note: {args.budget} is not one of the book's budgets {atto.BUDGETS}", file=sys.stderr)
+            data = atto.series_data(args.corpus, max_chars=args.max_chars)
+            lr = args.lr
+            if args.config:
+                cfg = AttoConfig(**json.loads(args.config))
+                if count_params(cfg) != args.budget:
+                    return error(f"--config has {count_params(cfg)} parameters, not {args.budget}")
+            else:
+                found = atto.search_budget(args.budget, data.train, data.val[:50_000], steps=args.search_steps,
+                                           lr=args.lr, seed=args.seed, log=print)
+                cfg, lr = found.best, found.lr
+            print(f"training {cfg.describe()} ({count_params(cfg)} parameters) for {args.steps} steps")
+            model, _ = atto.train_atto(cfg, data.train, data.val[: 2 * args.seq_len + 1], steps=args.steps,
+                                       batch_size=args.batch_size, seq_len=args.seq_len, lr=lr,
+                                       seed=args.seed, progress_desc=f"atto-{args.budget}")
+            val = atto.stream_loss(model, data.val)
+            save_checkpoint(args.out, model, data.vocab, {"val_loss_nats": val, "corpus": args.corpus})
+            print(f"validation loss {val:.4f} nats/char ({val / np.log(2):.4f} bits/char); wrote {args.out}")
+            return 0
+        if args.command == "sample":
+            model, vocab = load_any(args.model)
+            ids = torch.from_numpy(vocab.encode(args.prompt))[None]
+            if ids.shape[1] == 0:
+                return error("--prompt must not be empty")
+            gen = torch.Generator().manual_seed(args.seed)
+            out = model.generate(ids, args.chars, temperature=args.temperature, greedy=args.greedy, generator=gen)
+            print(args.prompt + vocab.decode(out[0, ids.shape[1]:].numpy()))
+            return 0
+        if args.command == "export":
+            model, vocab, info = load_checkpoint(args.model)
+            name = args.name or f"atto-{count_params(model.cfg)}"
+            if args.web:
+                write_web_folder(args.out, [{"name": name, "model": model, "vocab": vocab, "info": info}])
+            else:
+                save(args.out, model, vocab, name, info)
+            print(f"wrote {args.out}")
+            return 0
+    except (AttoFormatError, ValueError, OSError) as e:
+        return error(e)
+    return error(f"unknown command {args.command!r}")
 
 
 def cmd_atto(args) -> int:
-    from . import atto_export
-    return atto_export.cli_atto(args.rest)
+    return cli_atto(args.rest)
 
 
-def cmd_export(args) -> int:
+# -- atome export / atome inspect -----------------------------------------------------------
+
+def cli_export(args) -> int:
+    """atome export SOURCE -o OUT: write ATMB (or ATOME01/02) with the chosen codec."""
+    from .formats import (
+        ATOME01_MAGIC,
+        ATOME02_MAGIC,
+        format_inspection,
+        inspect_blob,
+        load_model_file,
+        parse_config_arg,
+        write_blob,
+        write_legacy,
+    )
+    try:
+        cfg, tensors, kind = load_model_file(args.source, parse_config_arg(args.config), args.top_k)
+        if args.format == "atmb":
+            blob = write_blob(cfg, tensors, codec=args.codec, float_dtype=args.float_dtype)
+        else:
+            blob = write_legacy(tensors, cfg, {"atome01": ATOME01_MAGIC, "atome02": ATOME02_MAGIC}[args.format])
+    except (OSError, ValueError) as e:
+        print(f"atome export: error: {e}", file=sys.stderr)
+        return 1
+    write_atomic(Path(args.output), blob)
+    print(f"{args.source} ({kind}) -> {args.output}: {len(blob):,} bytes, {args.format}"
+          + (f", codec {args.codec}, floats {args.float_dtype}" if args.format == "atmb" else ""))
+    if args.format == "atmb":
+        print(format_inspection(inspect_blob(blob)))
+    return 0
+
+
+def cli_inspect(args) -> int:
+    """atome inspect FILE: header, sections, bits per trit, CRC status. Exit 1 if invalid."""
+    from .formats import format_inspection, inspect_blob, parse_config_arg
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read()
+        info = inspect_blob(data, parse_config_arg(args.config))
+    except (OSError, ValueError) as e:
+        print(f"atome inspect: error: {e}", file=sys.stderr)
+        return 1
+    print(format_inspection(info))
+    return 0 if info.ok else 1
+
+
+# -- atome generate ----------------------------------------------------------------------------
+
+def cli_generate(args) -> int:
+    """atome generate --blob F --prompt TEXT: continue a prompt with the C engine."""
     from . import formats
-    return formats.cli_export(args)
+    from .engine import Engine, EngineBuildError
+    try:
+        data = Path(args.blob).read_bytes()
+        engine = Engine(data, window=args.window, path=args.path,
+                        config=formats.parse_config_arg(args.config))
+        ids = engine.generate(args.prompt, args.max_new_tokens, temperature=args.temperature,
+                              seed=args.seed, max_total=args.max_total)
+    except (OSError, ValueError, EngineBuildError) as e:
+        print(f"atome generate: error: {e}", file=sys.stderr)
+        return 1
+    if args.ids:
+        print(" ".join(map(str, ids)))
+    else:
+        sys.stdout.write(args.prompt + bytes(ids).decode("utf-8", errors="replace") + "\n")
+    return 0
 
 
-def cmd_inspect(args) -> int:
+# -- atome engine selfcheck | fuzz-seeds DIR ------------------------------------------------
+
+def cli_engine(args) -> int:
+    """Developer checks of the C engine against the Python reader and reference."""
+    from .engine.conformance import fuzz_seeds, selfcheck
+    if args.action == "fuzz-seeds":
+        if not args.folder:
+            print("atome engine fuzz-seeds: error: give the folder to write the seeds into", file=sys.stderr)
+            return 2
+        print(f"{len(fuzz_seeds(args.folder))} seeds in {args.folder}")
+        return 0
+    problems = selfcheck()
+    print("\n".join(problems) or "selfcheck: all agree")
+    return 1 if problems else 0
+
+
+# -- atome qemu ---------------------------------------------------------------------------------
+
+def cli_qemu(args) -> int:
+    """atome qemu --blob F --core m3 --prompt TEXT: generate on the emulated core."""
+    from . import engine as E
     from . import formats
-    return formats.cli_inspect(args)
+    from .firmware.qemu import (
+        CORES,
+        FirmwareError,
+        build_image,
+        compare,
+        firmware_blob,
+        instructions_per_tick,
+        reference_steps,
+        require_tools,
+        run_engine,
+    )
+    try:
+        require_tools()
+        blob, config, note = firmware_blob(args.blob, formats.parse_config_arg(args.config))
+        image = build_image(args.core, blob, app="engine")
+        ids = list(args.prompt.encode())
+        reference = reference_steps(blob, ids, args.max_new_tokens, args.path, args.window, config) \
+            if args.check else None
+        run = run_engine(image, ids, args.max_new_tokens, path=args.path, window=args.window,
+                         full_logits=args.check, config=config, timeout=args.timeout,
+                         expect_crcs=[s.crc for s in reference] if reference else None)
+    except (OSError, ValueError, FirmwareError, E.EngineBuildError) as e:
+        print(f"atome qemu: error: {e}", file=sys.stderr)
+        return 1
+    core = CORES[args.core]
+    print(f"{core.label} on QEMU {core.board}, path {args.path}, window {args.window} ({note})")
+    if not run.run.ok and run.run.outcome != "check failed":
+        print(f"atome qemu: the firmware ended with {run.run.outcome} (exit {run.run.exit_code}):",
+              file=sys.stderr)
+        print("\n".join(run.errors) or run.run.stderr.strip(), file=sys.stderr)
+        return 1
+    text = bytes(t for t in run.generated if t < 256).decode("utf-8", errors="replace")
+    print(args.prompt + text)
+    per_tick = instructions_per_tick(args.core)
+    gen = run.steps[len(ids):] or run.steps[-1:]
+    mean = per_tick * sum(s.ticks for s in gen) / len(gen)
+    print(f"{len(run.generated)} tokens; {mean:,.0f} instructions per generated token; "
+          f"stack peak {run.stack.get('used', 0):,} B; state {run.ram['state']:,} B, "
+          f"scratch {run.ram['scratch']:,} B")
+    if args.check:
+        result = compare(run, reference)
+        print(f"parity with the Python reference: {result['tokens_equal']}/{result['tokens']} tokens, "
+              f"max {result['max_ulp']} ULP over {result['logits_compared']:,} logits, "
+              f"{result['firmware_check']} steps failed the firmware's own CRC check: "
+              f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'}")
+        return 0 if result["bit_exact"] else 1
+    return 0
 
 
-def cmd_generate(args) -> int:
-    from . import engine
-    return engine.cli_generate(args)
+# -- atome train ----------------------------------------------------------------------------------
+
+def cli_train(args) -> int:
+    from .formats.model_file import save_model
+    from .recipe import load_ladder_corpus, pick_device, train_cell
+    try:
+        corpus_name, train_tokens, val_tokens = load_ladder_corpus(args.corpus, args.corpus_path)
+        if args.val_bytes is not None:
+            if args.val_bytes < 1:
+                raise ValueError(f"--val-bytes must be positive, got {args.val_bytes}")
+            val_tokens = val_tokens[:args.val_bytes]
+        summary, model = train_cell(args.model, args.size, args.tokens, args.seed, train_tokens, val_tokens,
+                                    recipe=args.recipe, device=args.device)
+    except (ValueError, OSError) as e:
+        print(f"atome train: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    save_model(model.cpu(), out)
+    summary = {**summary, "corpus": corpus_name, "recipe": args.recipe, "device": pick_device(args.device)}
+    write_atomic(Path(str(out) + ".json"), (json.dumps(summary, indent=2) + "\n").encode())
+    print(f"{args.model} {args.size} ({summary['params']:,} params, {summary['deployed']['bytes']:,} bytes "
+          f"{summary['deployed']['format']}), seed {args.seed}, {summary['tokens']:,} tokens on {corpus_name}: "
+          f"validation {summary['val_bpb']:.4f} bits per byte -> {out}")
+    return 0
 
 
-def cmd_qemu(args) -> int:
-    from . import firmware
-    return firmware.cli_qemu(args)
-
-
-def cmd_train(args) -> int:
-    from . import ladder
-    return ladder.cli_train(args)
-
+# -- atome lm-eval ---------------------------------------------------------------------------------
 
 def cmd_lm_eval(args) -> int:
     try:
-        from . import lm_eval_adapter
+        from .harness import adapter as lm_eval_adapter
     except ImportError as e:
         print(f"atome lm-eval: error: lm-evaluation-harness is not installed ({e}); "
               f"pip install 'atome-core[eval]'", file=sys.stderr)
         return 2
     return lm_eval_adapter.main(args.rest)
 
+
+# -- the parser ------------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -106,13 +457,13 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="model config: preset (60k, 944k), JSON file or JSON; "
                    "default: stored in the source, else read off the weights' shapes")
     p.add_argument("--top-k", type=int, default=4, help="top_k when the config is read off the shapes")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cli_export)
 
     p = sub.add_parser("inspect", help="print a blob's header, sections, bits per trit and CRC status")
     p.add_argument("file")
     p.add_argument("--config", help="config of an ATOME01/02 blob (preset or JSON); default: "
                    "the preset whose size matches")
-    p.set_defaults(func=cmd_inspect)
+    p.set_defaults(func=cli_inspect)
 
     p = sub.add_parser("generate", help="continue a prompt with the C engine (greedy or seeded sampling)")
     p.add_argument("--blob", required=True, help="an ATMB blob, or an ATOME01 blob (with --config unless a preset fits)")
@@ -126,7 +477,7 @@ def main(argv=None) -> int:
     p.add_argument("--path", default="f32", choices=["f32", "i8"], help="float or 8-bit activations")
     p.add_argument("--config", help="config of an ATOME01 blob: preset (60k, 944k), JSON file or JSON")
     p.add_argument("--ids", action="store_true", help="print the generated token ids instead of text")
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cli_generate)
 
     p = sub.add_parser("qemu", help="generate with the engine as firmware on an emulated Cortex-M "
                        "(QEMU MPS2), optionally checked bit for bit against Python")
@@ -140,7 +491,7 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="compare every logit's bits and every token "
                    "with the Python reference; exit 1 on any difference")
     p.add_argument("--timeout", type=float, default=300, help="kill QEMU after this many seconds")
-    p.set_defaults(func=cmd_qemu)
+    p.set_defaults(func=cli_qemu)
 
     p = sub.add_parser("train", help="train one cell of chapter 5's size ladder (a family at a size, "
                        "a token budget, a seed) and save the model")
@@ -162,7 +513,13 @@ def main(argv=None) -> int:
     p.add_argument("--val-bytes", type=int, default=None,
                    help="score only the first N validation bytes (default: all)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cli_train)
+
+    p = sub.add_parser("engine", help="developer checks of the C engine: selfcheck (parity on random "
+                       "models, every malformed blob, garbage) or fuzz-seeds DIR (inputs for the C fuzzer)")
+    p.add_argument("action", choices=["selfcheck", "fuzz-seeds"])
+    p.add_argument("folder", nargs="?", help="where fuzz-seeds writes")
+    p.set_defaults(func=cli_engine)
 
     p = sub.add_parser("lm-eval", add_help=False,
                        help="EleutherAI lm-evaluation-harness with `--model atome` registered "

@@ -17,7 +17,7 @@ def build_dir() -> Path:
 
 def cache_dir() -> Path:
     """Downloads of pinned registry packages and derived files; safe to delete."""
-    return Path(os.environ.get("ATOME_CACHE_DIR", Path.home() / ".cache" / "atome")).resolve()
+    return Path(os.environ.get("ATOME_CACHE_DIR") or Path.home() / ".cache" / "atome").resolve()
 
 
 def shared_interop_dir() -> Path | None:

@@ -17,8 +17,6 @@ Resuming from step k replays exactly the steps k+1.. of an uninterrupted run.
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .files import write_atomic
 from .progress import progress
 
 CHECKPOINT_FORMAT = "atome-train-checkpoint-1"
@@ -191,7 +190,7 @@ def _config_dict(cfg: TrainConfig) -> dict:
 def save_checkpoint(path, model, optimizer, step: int, rng: np.random.Generator, cfg: TrainConfig,
                     history: list, state: dict) -> Path:
     """Atomically write model + optimizer + RNG states + step (+ history) to `path`."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
@@ -204,26 +203,16 @@ def save_checkpoint(path, model, optimizer, step: int, rng: np.random.Generator,
         "numpy_rng": rng.bit_generator.state, "param_groups": opt["param_groups"],
         "history": history, "state": state, "model_class": type(model).__name__,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"atome": json.dumps(record)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, save(tensors, metadata={"atome": json.dumps(record)}))
     sidecar = {k: v for k, v in record.items() if k not in ("history",)}
     sidecar["history_tail"] = history[-3:]
-    from .results import write_atomic
     write_atomic(Path(str(path) + ".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
     return path
 
 
 def load_checkpoint(path, model, optimizer, cfg: TrainConfig) -> tuple[int, np.random.Generator, list, dict]:
     """Restore model and optimizer in place; return (step, batch rng, history, trainer state)."""
-    from .results import SafetensorsReadError, read_safetensors
+    from .files import SafetensorsReadError, read_safetensors
     path = Path(path)
     try:
         meta, tensors = read_safetensors(path)

@@ -1,7 +1,7 @@
 /* atome.c: the routed-ternary model, one token at a time.
  *
  * Read atome.h first. This file is the arithmetic: every float operation happens in
- * the order written here, and atome_core/engine.py repeats it operation for operation
+ * the order written here, and atome_core/engine/reference.py repeats it operation for operation
  * in NumPy, so both produce the same float32 bits (and the same integers on the i8
  * path). Compile with -ffp-contract=off (no fused multiply-add) and without -ffast-math.
  * Right shifts of negative integers are arithmetic (GCC and Clang, every target).

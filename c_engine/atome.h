@@ -12,7 +12,7 @@
  * and the scratch (atome_state_bytes / atome_scratch_bytes say how much). The core
  * needs only <stdint.h>, <stddef.h> and <string.h>: no stdio, malloc or libm.
  *
- * Context semantics (the Python reference, atome_core/engine.py, implements the same):
+ * Context semantics (the Python reference, atome_core/engine/reference.py, implements the same):
  * the convolution window and the SSM state stream over the whole history; attention
  * sees a sliding window of the last `window` tokens, the current one included (a ring
  * buffer of keys and values). While fewer than `window` tokens have been seen this is

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from atome_core.atom import atom_config
-from atome_core.curriculum import Curriculum
+from atome_core.chapters.atom_recipe import atom_config
+from atome_core.data.curriculum import Curriculum
 from atome_core.models.modern import ModernLM
 
 
@@ -48,9 +48,11 @@ def test_bad_curricula_are_rejected():
 
 def test_bits_per_byte_is_tokenizer_fair():
     import math
+
     import torch
-    from atome_core.atom import text_bits_per_byte
-    from atome_core.tokenizer import BPETokenizer, ByteTokenizer
+
+    from atome_core.chapters.atom_recipe import text_bits_per_byte
+    from atome_core.data.tokenizer import BPETokenizer, ByteTokenizer
 
     class Uniform(torch.nn.Module):          # the same probability for every token
         def __init__(self, vocab):
@@ -71,6 +73,7 @@ def test_bits_per_byte_is_tokenizer_fair():
 
 def test_trainer_follows_and_logs_the_curriculum():
     import torch
+
     from atome_core.models.modern import ModernConfig, ModernLM
     from atome_core.train import TrainConfig, train
     rng = np.random.default_rng(0)

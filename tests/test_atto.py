@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from atome_core import atto_export
+from atome_core.formats import atto_json as atto_export
 from atome_core.models import atto, tiny_transformer
 from atome_core.models.atto import AttoConfig, AttoModel, AttoVocab, count_params
 

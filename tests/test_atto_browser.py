@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from atome_core import atto_export
+from atome_core.formats import atto_json as atto_export
 from atome_core.models import atto
 from atome_core.paths import build_dir
 

@@ -5,7 +5,7 @@ import textwrap
 import nbformat
 import pytest
 
-from atome_core import book
+from atome_core.book import runner as book
 
 
 def make_notebook(path, body, extra_params=""):
@@ -15,8 +15,8 @@ def make_notebook(path, body, extra_params=""):
     nb.cells = [
         params,
         nbformat.v4.new_code_cell(textwrap.dedent(f"""
-            from atome_core.profiles import resolve_parameters
-            from atome_core.results import ChapterResults
+            from atome_core.book.profiles import resolve_parameters
+            from atome_core.book.results import ChapterResults
             P = resolve_parameters("{path.stem}", globals())
             results = ChapterResults("{path.stem}", P.profile)
         """)),

@@ -1,6 +1,6 @@
 import json
 
-from atome_core import claims
+from atome_core.book import claims
 
 
 def _ab_metrics(routed_ppl):

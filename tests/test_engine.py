@@ -444,7 +444,7 @@ def test_parity_and_loader_under_address_and_undefined_behaviour_sanitizers():
     # PYTHONMALLOC=malloc: Python's own small-object arenas would hide overruns from ASan
     env = dict(os.environ, ATOME_ENGINE_LIB=str(san), LD_PRELOAD=":".join(libs), PYTHONMALLOC="malloc",
                ASAN_OPTIONS="detect_leaks=0:abort_on_error=1", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
-    run = subprocess.run([sys.executable, "-m", "atome_core.engine", "selfcheck"], env=env,
+    run = subprocess.run([sys.executable, "-m", "atome_core.cli", "engine", "selfcheck"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "all agree" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
     assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr, run.stderr[-3000:]

@@ -5,6 +5,7 @@ bit-exact with the NumPy reference.
 Needs arm-none-eabi-gcc, newlib and qemu-system-arm: skipped with the Debian package
 names when they are missing, except under CI (`make test` installs them), where a
 missing tool is a failure."""
+import shutil
 import json
 import os
 import zlib
@@ -33,7 +34,7 @@ def tiny_blob():
 
 
 def test_missing_tools_are_named_with_their_debian_packages(monkeypatch):
-    monkeypatch.setattr(FW.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     problem = FW.tool_problem()
     for package in ("gcc-arm-none-eabi", "qemu-system-arm", "libnewlib-arm-none-eabi"):
         assert package in problem

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atome_core import formats as F
+from atome_core.chapters import packing as measure
 from atome_core.cli import main as atome_main
 from atome_core.paths import shared_interop_dir
 
@@ -437,8 +438,8 @@ def test_published_checkpoint_ternarised_equals_the_published_blob():
 
 
 def test_cli_export_and_inspect(tmp_path, capsys):
-    from safetensors.numpy import save_file
     import torch
+    from safetensors.numpy import save_file
     torch.manual_seed(1)
     sd = {k: torch.randn(s).numpy() for k, s in F.expected_shapes(TINY).items() if not k.endswith(".scale")}
     src = tmp_path / "model.safetensors"
@@ -468,7 +469,7 @@ def test_cli_export_and_inspect(tmp_path, capsys):
 @pytest.mark.parametrize("codec", ["dense", "rans"])
 def test_every_documented_corruption_raises_its_named_error(codec):
     blob = F.write_blob(TINY, random_tensors(TINY), codec=codec)
-    variants = F.corrupted_variants(blob)
+    variants = measure.corrupted_variants(blob)
     assert len({err for err, _ in variants.values()}) >= 10
     for what, (err, data) in variants.items():
         with pytest.raises(F.BlobError) as info:
@@ -480,9 +481,9 @@ def test_every_documented_corruption_raises_its_named_error(codec):
 def test_report_helpers_add_up():
     t = random_tensors(TINY, seed=4)
     blob = F.write_blob(TINY, t, codec="rans", float_dtype="float16")
-    assert sum(F.blob_breakdown(blob).values()) == len(blob)
-    assert sum(F.legacy_breakdown(TINY).values()) == F.legacy_size(TINY)
-    rows = F.tensor_report(t, TINY)
+    assert sum(measure.blob_breakdown(blob).values()) == len(blob)
+    assert sum(measure.legacy_breakdown(TINY).values()) == F.legacy_size(TINY)
+    rows = measure.tensor_report(t, TINY)
     assert [r["name"] for r in rows] == F.trit_weight_names(TINY)
     assert all(r["bits_2bit"] >= 2.0 and 0 <= r["zero_fraction"] <= 1 for r in rows)
 

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from atome_core.models import checkpoints as C
+from atome_core.formats import published as C
 from atome_core.paths import shared_interop_dir
-from atome_core.quant import ternarize
 from atome_core.train import evaluate_loss, torch_threads
 
 INTEROP = shared_interop_dir()

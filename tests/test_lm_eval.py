@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from atome_core.model_io import load_model, save_model
+from atome_core.data.tokenizer import BPETokenizer, ByteTokenizer
+from atome_core.formats.model_file import load_model, save_model
 from atome_core.models.modern import ModernConfig, ModernLM
 from atome_core.models.routed import RoutedConfig, RoutedLM
 from atome_core.models.vanilla import VanillaConfig, VanillaGPT
 from atome_core.quant import QuantConfig
-from atome_core.tokenizer import BPETokenizer, ByteTokenizer
 
 lm_eval = pytest.importorskip("lm_eval", reason="the optional extra atome-core[eval] is not installed "
                                                 "(make test installs it)")
@@ -54,7 +54,7 @@ def test_bad_model_files(tmp_path):
 
 
 def test_loglikelihood_equals_a_direct_computation(tiny):
-    from atome_core.lm_eval_adapter import AtomeLM
+    from atome_core.harness.adapter import AtomeLM
     model, path = tiny
     lm = AtomeLM(checkpoint=str(path))
     (ll, greedy), = lm.loglikelihood([Req("ROMEO:\nBut soft", " what light")])
@@ -69,7 +69,7 @@ def test_loglikelihood_equals_a_direct_computation(tiny):
 
 
 def test_generate_until_is_greedy_and_stops(tiny):
-    from atome_core.lm_eval_adapter import AtomeLM
+    from atome_core.harness.adapter import AtomeLM
     model, path = tiny
     lm = AtomeLM(checkpoint=str(path))
     out, = lm.generate_until([Req("KING:\n", {"until": ["zzz"], "max_gen_toks": 12})])
@@ -82,7 +82,7 @@ def test_generate_until_is_greedy_and_stops(tiny):
 
 
 def test_local_tasks_end_to_end(tiny, tmp_path):
-    from atome_core import lm_eval_tasks
+    from atome_core.harness import tasks as lm_eval_tasks
     model, _ = tiny
     folder = lm_eval_tasks.write_local_tasks(tmp_path / "tasks", n=6)
     scores = lm_eval_tasks.evaluate(model, ByteTokenizer(), folder)
@@ -93,10 +93,10 @@ def test_local_tasks_end_to_end(tiny, tmp_path):
 
 
 def test_lm_eval_command_line_with_the_atome_model(tiny, tmp_path):
-    from atome_core import lm_eval_tasks
+    from atome_core.harness import tasks as lm_eval_tasks
     _, path = tiny
     folder = lm_eval_tasks.write_local_tasks(tmp_path / "tasks", n=3)
-    proc = subprocess.run([sys.executable, "-m", "atome_core.lm_eval_adapter", "--model", "atome",
+    proc = subprocess.run([sys.executable, "-m", "atome_core.harness.adapter", "--model", "atome",
                            "--model_args", f"checkpoint={path}", "--tasks", "shakespeare_nextline",
                            "--include_path", str(folder)],
                           capture_output=True, text=True, timeout=600, env={"HF_DATASETS_OFFLINE": "1",

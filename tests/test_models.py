@@ -10,6 +10,7 @@ from atome_core.models import sampling as S
 from atome_core.models import vanilla as V
 from atome_core.train import torch_threads
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     with torch_threads(1):   # tiny tensors: no OpenMP spin-waiting on a shared machine
@@ -294,7 +295,7 @@ def test_sample_next():
 
 def test_shadow_weights_reproduce_trits_and_scale():
     """Importing a blob: FP32 weights that ternarise to given (trits, scale) bit for bit."""
-    from atome_core.models.checkpoints import CheckpointError, shadow_from_trits
+    from atome_core.formats.published import CheckpointError, shadow_from_trits
     from atome_core.quant import ternarize
     g = torch.Generator().manual_seed(0)
     for shape in [(3, 8), (16, 33), (64, 1, 5), (300, 40)]:

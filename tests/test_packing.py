@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atome_core import packing
-from atome_core.packing import CODECS, CodecError
+from atome_core.formats import packing
+from atome_core.formats.packing import CODECS, CodecError
 
 CODEC_NAMES = list(CODECS)
 trit_lists = st.lists(st.sampled_from([-1, 0, 1]), max_size=1300)

@@ -1,6 +1,6 @@
 import pytest
 
-from atome_core import profiles
+from atome_core.book import profiles
 
 
 def test_every_chapter_resolves_under_every_profile():

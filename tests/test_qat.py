@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from atome_core import qat
+from atome_core.chapters import ternary_qat as qat
 from atome_core.quant import QuantConfig, TernaryEmbedding, TernaryLinear
 from atome_core.train import TrainConfig
 

@@ -1,6 +1,6 @@
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
 
 from atome_core import quant
 

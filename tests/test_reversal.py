@@ -6,84 +6,85 @@ import numpy as np
 import pytest
 import torch
 
-from atome_core import formats, ladder
-from atome_core import router_analysis as ra
+from atome_core import formats
+from atome_core import recipe
+from atome_core.models import presets
+from atome_core.chapters import reversal as ra
 from atome_core.cli import main as atome
-from atome_core.model_io import load_model
+from atome_core.formats.model_file import load_model
 from atome_core.models.routed import RoutedConfig, RoutedLM
 from atome_core.models.vanilla import PUBLISHED_944K
 from atome_core.train import evaluate_loss
-
 
 # -----------------------------------------------------------------------------
 # the ladder
 
 def test_ladder_baselines_are_param_fair_at_every_rung():
-    rows = ladder.ladder_table()
-    assert {(r["family"], r["size"]) for r in rows} == set(ladder.LADDER)
+    rows = recipe.ladder_table()
+    assert {(r["family"], r["size"]) for r in rows} == set(presets.LADDER)
     for r in rows:
-        model = ladder.build_model(r["family"], r["size"])
+        model = presets.build_model(r["family"], r["size"])
         assert r["params"] == model.num_params()
         assert abs(r["gap_to_routed"]) < 0.01, r
-    sizes = [next(r["params"] for r in rows if r["family"] == "routed" and r["size"] == s) for s in ladder.SIZES]
+    sizes = [next(r["params"] for r in rows if r["family"] == "routed" and r["size"] == s) for s in presets.SIZES]
     assert sizes == sorted(sizes) and sizes[-1] / sizes[0] > 50
 
 
 def test_ladder_ends_are_the_kits_models():
     # the kit's published shapes and counts (../shared/interop/README.md)
-    assert ladder.count_params(ladder.build_model("routed", "60k")) == 60_800
-    assert ladder.count_params(ladder.build_model("routed", "944k")) == 944_640
-    assert ladder.count_params(ladder.build_model("vanilla", "944k")) == 950_608
-    assert formats.as_config(ladder.ladder_config("routed", "944k")) == formats.PRESETS["944k"]
-    assert ladder.ladder_config("vanilla", "944k") == PUBLISHED_944K
+    assert presets.count_params(presets.build_model("routed", "60k")) == 60_800
+    assert presets.count_params(presets.build_model("routed", "944k")) == 944_640
+    assert presets.count_params(presets.build_model("vanilla", "944k")) == 950_608
+    assert formats.as_config(presets.ladder_config("routed", "944k")) == formats.PRESETS["944k"]
+    assert presets.ladder_config("vanilla", "944k") == PUBLISHED_944K
 
 
 def test_deployed_bytes_routed_is_the_real_blob_baselines_fp32():
-    model = ladder.build_model("routed", "15k", init_seed=3)
-    got = ladder.deployed_bytes(model)
+    model = presets.build_model("routed", "15k", init_seed=3)
+    got = recipe.deployed_bytes(model)
     blob = formats.write_blob(model.cfg, formats.tensors_from_state_dict(model.state_dict(), model.cfg))
     assert got["bytes"] == len(blob)
     cfg, tensors = formats.read_blob(blob)             # the bytes are a loadable model
     assert cfg == formats.as_config(model.cfg)
-    vanilla = ladder.build_model("vanilla", "15k")
-    assert ladder.deployed_bytes(vanilla) == {"format": "FP32", "bytes": 4 * vanilla.num_params()}
+    vanilla = presets.build_model("vanilla", "15k")
+    assert recipe.deployed_bytes(vanilla) == {"format": "FP32", "bytes": 4 * vanilla.num_params()}
     # ternary packing: well under a fifth of FP32's bytes at the same parameter count
-    assert got["bytes"] < 0.2 * ladder.deployed_bytes(vanilla)["bytes"]
+    assert got["bytes"] < 0.2 * recipe.deployed_bytes(vanilla)["bytes"]
 
 
 def test_bad_cells_are_refused():
     with pytest.raises(ValueError, match="family"):
-        ladder.ladder_config("gpt", "15k")
+        presets.ladder_config("gpt", "15k")
     with pytest.raises(ValueError, match="size"):
-        ladder.ladder_config("routed", "1m")
+        presets.ladder_config("routed", "1m")
     with pytest.raises(ValueError, match="token budget"):
-        ladder.steps_for(0, ladder.CPU_RECIPE)
+        recipe.steps_for(0, recipe.CPU_RECIPE)
     with pytest.raises(ValueError, match="recipe"):
-        ladder.train_config("gpu", 1000, 0)
+        recipe.train_config("gpu", 1000, 0)
 
 
 def test_paper_recipe_is_the_kits_944k_recipe():
-    cfg = ladder.train_config("paper", ladder.PAPER_TOKENS, seed=0, device="cpu")
+    cfg = recipe.train_config("paper", recipe.PAPER_TOKENS, seed=0, device="cpu")
     assert (cfg.steps, cfg.batch_size, cfg.grad_accum, cfg.seq_len) == (30_000, 64, 4, 256)
     assert (cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.schedule) == (3e-4, 3e-5, 1000, "cosine")
     assert (cfg.betas, cfg.weight_decay, cfg.grad_clip) == ((0.9, 0.95), 0.1, 1.0)
     assert cfg.autocast_bf16 is False               # BF16 autocast only on CUDA
     if torch.cuda.is_available():
-        assert ladder.train_config("paper", 10**6, seed=0, device="cuda").autocast_bf16 is True
+        assert recipe.train_config("paper", 10**6, seed=0, device="cuda").autocast_bf16 is True
     else:
         with pytest.raises(ValueError, match="CUDA"):
-            ladder.pick_device("cuda")
+            recipe.pick_device("cuda")
 
 
 def test_paper_recipe_trains_with_gradient_accumulation_on_cpu():
     # one optimizer step of 64 x 4 windows: the accumulation path the GPU runs, here in FP32
     tokens = np.random.default_rng(0).integers(0, 256, 20_000)
-    summary, model = ladder.train_cell("routed", "15k", ladder.PAPER_RECIPE.tokens_per_step, seed=0,
+    summary, model = recipe.train_cell("routed", "15k", recipe.PAPER_RECIPE.tokens_per_step, seed=0,
                                        train_tokens=tokens[:18_000], val_tokens=tokens[18_000:],
                                        recipe="paper", device="cpu")
     assert summary["steps"] == 1 and summary["tokens"] == 64 * 4 * 256
     assert math.isfinite(summary["val_bpb"]) and not model.training
-    untrained = ladder.build_model("routed", "15k", init_seed=0)
+    untrained = presets.build_model("routed", "15k", init_seed=0)
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), untrained.state_dict().values()))
 
 
@@ -91,18 +92,18 @@ def test_crossover_is_found_and_interpolated_in_log_size():
     xs = [1e4, 1e5, 1e6]
     # a is better (lower) at the small end, worse at the large end; the gap goes -1 -> +1
     # between 1e5 and 1e6, so the crossing sits at their geometric middle
-    found = ladder.crossover(xs, [1.0, 2.0, 3.0], [2.0, 3.0, 2.0])
+    found = ra.crossover(xs, [1.0, 2.0, 3.0], [2.0, 3.0, 2.0])
     assert len(found) == 1
     assert found[0]["between"] == (1e5, 1e6) and found[0]["a_better_below"] is True
     assert found[0]["at"] == pytest.approx(math.sqrt(1e5 * 1e6))
-    assert ladder.crossover(xs, [1, 1, 1], [2, 2, 2]) == []
+    assert ra.crossover(xs, [1, 1, 1], [2, 2, 2]) == []
     with pytest.raises(ValueError, match="increasing"):
-        ladder.crossover([3, 2, 1], [1, 1, 1], [2, 2, 2])
+        ra.crossover([3, 2, 1], [1, 1, 1], [2, 2, 2])
 
 
 def test_median_by_cell_over_seeds():
     cells = [{"family": "routed", "size": "15k", "val_bpb": v} for v in (3.0, 1.0, 2.0)]
-    assert ladder.median_by_cell(cells)[("routed", "15k")] == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert ra.median_by_cell(cells)[("routed", "15k")] == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
 
 
 # -----------------------------------------------------------------------------
@@ -249,10 +250,10 @@ def test_cli_trains_one_cell_and_saves_a_loadable_model(text_file, tmp_path):
 
 def test_cli_accepts_every_ladder_cell_and_refuses_bad_input(text_file, tmp_path, capsys):
     # a budget of 0 passes argparse and is refused by the ladder: every choice is known to both
-    for family in ladder.FAMILIES:
-        for size in ladder.SIZES:
-            for recipe in ladder.RECIPES:
-                code = atome(["train", "--model", family, "--size", size, "--tokens", "0", "--recipe", recipe,
+    for family in presets.FAMILIES:
+        for size in presets.SIZES:
+            for recipe_name in recipe.RECIPES:
+                code = atome(["train", "--model", family, "--size", size, "--tokens", "0", "--recipe", recipe_name,
                               "--corpus", "file", "--corpus-path", str(text_file), "--out", str(tmp_path / "x")])
                 assert code == 2
     assert "token budget must be a positive integer" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import random
 import numpy as np
 import pytest
 
-from atome_core import textstats
+from atome_core.chapters import corpora as textstats
 
 
 def test_entropy_of_uniform_and_degenerate():

@@ -1,10 +1,16 @@
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from atome_core.tokenizer import (BYTE_TO_CHAR, SPECIAL_TOKENS, BPETokenizer, ByteTokenizer,
-                                  bits_per_byte)
+from atome_core.data.tokenizer import (
+    BYTE_TO_CHAR,
+    SPECIAL_TOKENS,
+    BPETokenizer,
+    ByteTokenizer,
+    bits_per_byte,
+)
 
 TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
         "The slings and arrows of outrageous fortune,\n<|endoftext|>\nOnce upon a time there was a cat.\n") * 20

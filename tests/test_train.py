@@ -230,7 +230,8 @@ def test_kit_units():
 
 def test_ab_models_and_deployed_bytes():
     from atome_core import evaluate as E
-    specs = E.ab_models(pathway_ablations=True)
+    from atome_core.chapters.ab_60k import ab_models
+    specs = ab_models(pathway_ablations=True)
     assert list(specs)[:4] == ["routed", "vanilla param-fair", "vanilla flash-fair", "modern"]
     assert len(specs) == 7
     counts = {name: cls(cfg).num_params() for name, (cls, cfg) in specs.items()}

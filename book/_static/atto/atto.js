@@ -1,8 +1,8 @@
 /* atto in the browser: the neural n-gram models of chapter 1, run client-side.
  *
  * Plain JavaScript, no framework, no network beyond this book's own files. The models
- * are the JSON files the chapter exports (atome_core/atto_export.py documents the
- * format). The arithmetic follows atome_core.atto_export.ReferenceModel operation for
+ * are the JSON files the chapter exports (atome_core.formats.atto_json.py documents the
+ * format). The arithmetic follows atome_core.formats.atto_json.ReferenceModel operation for
  * operation, in float64, so the greedy continuation equals the Python reference's:
  * keep the two in step when changing either.
  *

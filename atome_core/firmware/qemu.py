@@ -24,13 +24,13 @@ SysTick, which counts the boards' 25 MHz core clock: one tick is 40 instructions
 assuming it. (DWT CYCCNT reads 0 under QEMU; the TCG insn plugin would need QEMU's
 source to build.) These are guest instructions, not cycles: QEMU models no pipeline.
 """
+
 import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engine as E
-from . import formats
-from .paths import PACKAGE_DIR
+from .. import engine as E
+from .. import formats
+from ..paths import PACKAGE_DIR
 
 FIRMWARE_DIR = PACKAGE_DIR.parent / "firmware"
 BUILD_DIR = FIRMWARE_DIR / "build"
@@ -435,141 +435,6 @@ def check_parity(core: str, blob: bytes, prompt, n_new: int, path: str = "i8", w
     return result
 
 
-# -- sizes -------------------------------------------------------------------------------------------------
-
-def _tool(name: str) -> str:
-    return CROSS_GCC.replace("gcc", name)
-
-
-def _symbols(elf: Path) -> dict:
-    out = subprocess.run([_tool("nm"), str(elf)], capture_output=True, text=True, check=True).stdout
-    return {parts[2]: int(parts[0], 16) for parts in (line.split() for line in out.splitlines()) if len(parts) == 3}
-
-
-def section_sizes(path: Path) -> dict:
-    """{section name: bytes} of an ELF file or object (arm-none-eabi-size -A)."""
-    out = subprocess.run([_tool("size"), "-A", str(path)], capture_output=True, text=True, check=True).stdout
-    sizes = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
-            sizes[parts[0]] = sizes.get(parts[0], 0) + int(parts[1])
-    return sizes
-
-
-def image_sizes(image: Image) -> dict:
-    """Flash and static RAM of a linked image, with the engine's and the blob's shares."""
-    s = section_sizes(image.elf)
-    sym = _symbols(image.elf)
-    out = {"vectors": s.get(".vectors", 0), "text": s.get(".text", 0), "rodata": s.get(".rodata", 0),
-           "exidx": s.get(".ARM.exidx", 0), "data": s.get(".data", 0), "bss": s.get(".bss", 0)}
-    out["engine_text"] = sym["__engine_text_end"] - sym["__engine_text_start"]
-    out["engine_rodata"] = sym["__engine_rodata_end"] - sym["__engine_rodata_start"] if "__engine_rodata_end" in sym else 0
-    out["runtime_text"] = sym["__runtime_text_end"] - sym["__runtime_text_start"]
-    out["blob"] = image.blob_bytes
-    out["flash"] = out["vectors"] + out["text"] + out["rodata"] + out["exidx"] + out["data"]
-    out["static_ram"] = out["data"] + out["bss"]
-    return out
-
-
-def engine_object_sizes(image: Image) -> dict:
-    """.text and .rodata of the engine's object files as compiled for the image's core
-    (the whole library, before the linker drops what the firmware never calls)."""
-    text = rodata = 0
-    for obj in ("engine_atome.o", "engine_atome_load.o"):
-        for name, size in section_sizes(image.dir / obj).items():
-            if name == ".text" or name.startswith(".text."):
-                text += size
-            elif name == ".rodata" or name.startswith(".rodata."):
-                rodata += size
-    return {"text": text, "rodata": rodata}
-
-
-def function_sizes(image: Image, start: str = "__engine_text_start", end: str = "__engine_text_end") -> dict:
-    """{function: bytes} of the code linked between two of the linker script's symbols
-    (default: the engine's .text)."""
-    out = subprocess.run([_tool("nm"), "-S", str(image.elf)], capture_output=True, text=True, check=True).stdout
-    sym = _symbols(image.elf)
-    lo, hi = sym[start], sym[end]
-    sizes = {}
-    for parts in (line.split() for line in out.splitlines()):
-        if len(parts) == 4 and parts[2] in "tT":
-            addr, size = int(parts[0], 16) & ~1, int(parts[1], 16)
-            if lo <= addr < hi:
-                sizes[parts[3]] = sizes.get(parts[3], 0) + size
-    return sizes
-
-
-def ram_usage(run: EngineRun, sizes: dict) -> dict:
-    """RAM of a run: static (.data, .bss), the engine's buffers in the work area, the stack peak.
-
-    engine: what a product needs for this model, context and path (model view, state
-    struct, decode arena, state, scratch, logits, stack); harness: the rest of .bss
-    (the command-line and output buffers of this test firmware)."""
-    r = run.ram
-    engine_buffers = r["arena"] + r["state"] + r["scratch"] + r["logits"]
-    views = r["model_view"] + r["state_struct"]
-    stack = run.stack.get("used", 0)
-    return {"data": sizes["data"], "bss": sizes["bss"], "state": r["state"], "scratch": r["scratch"],
-            "arena": r["arena"], "logits": r["logits"], "views": views, "stack_peak": stack,
-            "engine_ram": engine_buffers + views + stack + sizes["data"],
-            "harness_ram": sizes["bss"] - views,
-            "total_ram": sizes["data"] + sizes["bss"] + r["work_used"] + stack}
-
-
-# -- where the instructions go ---------------------------------------------------------------------------------
-
-def _function_instructions(image: Image, args: str, timeout: float) -> dict:
-    """{function: guest instructions} of a whole run, from QEMU's log of every
-    translation block it executes (-d in_asm,exec,nochain): about 10 bytes of log per
-    instruction, so only for short runs."""
-    import collections
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "qemu.log"
-        cmd = qemu_command(image, args) + ["-d", "in_asm,exec,nochain", "-D", str(log)]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, errors="replace")
-        except subprocess.TimeoutExpired:
-            raise FirmwareError(f"profiling run on {image.core} timed out after {timeout} s") from None
-        if p.returncode != 0:
-            raise FirmwareError(f"profiling run on {image.core} ended with {EXIT_NAMES.get(p.returncode)}")
-        block_len, executed = {}, collections.Counter()
-        start = n = None
-        with open(log, errors="replace") as f:
-            for line in f:
-                if line.startswith("0x") and ":" in line[:12]:       # an instruction of a new block
-                    if start is None:
-                        start = int(line[2:10], 16)
-                        n = 0
-                    n += 1
-                    block_len[start] = n
-                elif line.startswith("Trace "):                      # one execution of a block
-                    pc = int(line.split("[", 1)[1].split("/")[1], 16)
-                    executed[(pc, line.rsplit(" ", 1)[-1].strip())] += 1
-                    start = None
-                elif line.startswith("IN:"):
-                    start = None
-    per_function = collections.Counter()
-    for (pc, name), count in executed.items():
-        per_function[name] += count * block_len.get(pc, 0)
-    return dict(per_function)
-
-
-def step_profile(image: Image, prompt, path: str = "i8", window: int = 128, config=None,
-                 timeout: float = DEFAULT_TIMEOUT_S) -> dict:
-    """{function: guest instructions} of the last prompt token's atome_step + atome_argmax:
-    the run over the whole prompt minus the run without its last token (reset, load,
-    earlier steps cancel out; the few instructions printing one step line remain)."""
-    ids = list(prompt)
-    if len(ids) < 2:
-        raise ValueError("step_profile needs a prompt of at least 2 tokens")
-    longer = _function_instructions(image, engine_args(ids, 1, path, window, False, config), timeout)
-    shorter = _function_instructions(image, engine_args(ids[:-1], 1, path, window, False, config), timeout)
-    diff = {k: longer.get(k, 0) - shorter.get(k, 0) for k in set(longer) | set(shorter)}
-    return {k: v for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v}
-
-
 # -- the command line ---------------------------------------------------------------------------------------
 
 def firmware_blob(path, config=None) -> tuple[bytes, object, str]:
@@ -586,43 +451,3 @@ def firmware_blob(path, config=None) -> tuple[bytes, object, str]:
         if info.ok and all(s["codec"] in ("raw", "2bit") for s in info.sections):
             return data, None, "ATMB 2-bit, weights read in place"
     return formats.write_blob(cfg, tensors, codec="2bit"), None, f"{kind} re-encoded as 2-bit ATMB for flash"
-
-
-def cli_qemu(args) -> int:
-    """atome qemu --blob F --core m3 --prompt TEXT: generate on the emulated core."""
-    try:
-        require_tools()
-        blob, config, note = firmware_blob(args.blob, formats.parse_config_arg(args.config))
-        image = build_image(args.core, blob, app="engine")
-        ids = list(args.prompt.encode())
-        reference = reference_steps(blob, ids, args.max_new_tokens, args.path, args.window, config) \
-            if args.check else None
-        run = run_engine(image, ids, args.max_new_tokens, path=args.path, window=args.window,
-                         full_logits=args.check, config=config, timeout=args.timeout,
-                         expect_crcs=[s.crc for s in reference] if reference else None)
-    except (OSError, ValueError, FirmwareError, E.EngineBuildError) as e:
-        print(f"atome qemu: error: {e}", file=sys.stderr)
-        return 1
-    core = CORES[args.core]
-    print(f"{core.label} on QEMU {core.board}, path {args.path}, window {args.window} ({note})")
-    if not run.run.ok and run.run.outcome != "check failed":
-        print(f"atome qemu: the firmware ended with {run.run.outcome} (exit {run.run.exit_code}):",
-              file=sys.stderr)
-        print("\n".join(run.errors) or run.run.stderr.strip(), file=sys.stderr)
-        return 1
-    text = bytes(t for t in run.generated if t < 256).decode("utf-8", errors="replace")
-    print(args.prompt + text)
-    per_tick = instructions_per_tick(args.core)
-    gen = run.steps[len(ids):] or run.steps[-1:]
-    mean = per_tick * sum(s.ticks for s in gen) / len(gen)
-    print(f"{len(run.generated)} tokens; {mean:,.0f} instructions per generated token; "
-          f"stack peak {run.stack.get('used', 0):,} B; state {run.ram['state']:,} B, "
-          f"scratch {run.ram['scratch']:,} B")
-    if args.check:
-        result = compare(run, reference)
-        print(f"parity with the Python reference: {result['tokens_equal']}/{result['tokens']} tokens, "
-              f"max {result['max_ulp']} ULP over {result['logits_compared']:,} logits, "
-              f"{result['firmware_check']} steps failed the firmware's own CRC check: "
-              f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'}")
-        return 0 if result["bit_exact"] else 1
-    return 0

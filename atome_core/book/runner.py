@@ -24,10 +24,10 @@ from pathlib import Path
 
 import yaml
 
+from ..paths import PACKAGE_DIR, build_dir, repo_root
+from ..progress import progress_enabled
 from . import claims
 from . import profiles as profiles_mod
-from .paths import PACKAGE_DIR, build_dir, repo_root
-from .progress import progress_enabled
 
 # Source files that change what a notebook computes, besides the notebook itself.
 FINGERPRINT_GLOBS = [(PACKAGE_DIR, "**/*.py"), (PACKAGE_DIR, "**/*.yml"), (PACKAGE_DIR, "**/*.json")]

@@ -466,7 +466,7 @@ def measure_throughput(trits, codecs=None, repeats: int = 3) -> dict:
     """
     import time
 
-    from .progress import progress
+    from ..progress import progress
     t = as_trits(trits)
     out = {}
     for name in progress(list(codecs or CODECS), desc="codec throughput"):

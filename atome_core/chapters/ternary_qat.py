@@ -11,8 +11,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .quant import QuantConfig, TritFlipCounter, export_trits, ternary_layers, trit_statistics
-from .train import TrainConfig, train
+from ..quant import (
+    QuantConfig,
+    TritFlipCounter,
+    export_trits,
+    ternary_layers,
+    trit_statistics,
+)
+from ..train import TrainConfig, train
 
 MODES = {
     "fp32": QuantConfig(weights="fp32", act_bits=32),

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models.routed import RoutedLM
-from .progress import progress
-
+from ..models.routed import RoutedLM
+from ..progress import progress
 
 # -----------------------------------------------------------------------------
 # statistics
@@ -257,4 +256,45 @@ def entropy_loss_correlations(stats: dict, n_boot: int = 1000, seed: int = 0, le
     out = {"mean_over_layers": spearman_ci(ent.mean(axis=0), loss, n_boot, seed, level)}
     for layer in range(ent.shape[0]):
         out[f"layer_{layer}"] = spearman_ci(ent[layer], loss, n_boot, seed, level)
+    return out
+
+
+
+
+
+# -----------------------------------------------------------------------------
+# the crossover
+
+def median_by_cell(cells: list[dict], key: str = "val_bpb") -> dict:
+    """(family, size) -> {"median", "min", "max", "n"} over seeds."""
+    grouped = {}
+    for c in cells:
+        grouped.setdefault((c["family"], c["size"]), []).append(c[key])
+    return {k: {"median": float(np.median(v)), "min": float(np.min(v)), "max": float(np.max(v)), "n": len(v)}
+            for k, v in grouped.items()}
+
+
+def crossover(xs, a, b) -> list[dict]:
+    """Where curve a stops beating curve b (or starts), lower being better.
+
+    xs: increasing positive sizes (parameters or bytes); a, b: their values at each.
+    Returns one entry per sign change of a - b between consecutive points, with the
+    crossing point interpolated linearly in log(x): {"between": (x0, x1), "at": x,
+    "a_better_below": bool}. An empty list: no crossing within the range.
+    """
+    xs, a, b = (np.asarray(v, dtype=float) for v in (xs, a, b))
+    if not (len(xs) == len(a) == len(b)):
+        raise ValueError("xs, a and b must have the same length")
+    if len(xs) and (np.any(xs <= 0) or np.any(np.diff(xs) <= 0)):
+        raise ValueError("xs must be positive and strictly increasing")
+    diff = a - b
+    out = []
+    for i in range(len(xs) - 1):
+        d0, d1 = diff[i], diff[i + 1]
+        if d0 == 0 or np.sign(d0) == np.sign(d1):
+            continue
+        frac = d0 / (d0 - d1)                   # where the line through (log x, diff) is zero
+        lx = np.log(xs[i]) + frac * (np.log(xs[i + 1]) - np.log(xs[i]))
+        out.append({"between": (float(xs[i]), float(xs[i + 1])), "at": float(np.exp(lx)),
+                    "a_better_below": bool(d0 < 0)})
     return out

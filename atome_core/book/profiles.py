@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import yaml
 
-from .paths import repo_root
+from ..paths import repo_root
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")
 DEFAULT_PROFILE = "cpu"

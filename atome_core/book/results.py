@@ -6,39 +6,10 @@ results go to _build/results/<profile>/<chapter>/.
 """
 import json
 import os
-import tempfile
 from pathlib import Path
 
-from .paths import build_dir
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def read_safetensors(path) -> tuple[dict, dict]:
-    """(metadata, tensors) of a safetensors file. Any failure becomes SafetensorsReadError
-    carrying the library's reason; callers re-raise it in their own words."""
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types
-        raise SafetensorsReadError(str(e)) from None
-
-
-class SafetensorsReadError(ValueError):
-    pass
+from ..files import write_atomic
+from ..paths import build_dir
 
 
 class ChapterResults:

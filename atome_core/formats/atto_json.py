@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models.atto import AttoConfig, AttoModel, AttoVocab, count_params
+from ..models.atto import AttoConfig, AttoModel, AttoVocab, count_params
 
 FORMAT = "atome-atto"
 SCHEMA_VERSION = 1
@@ -110,7 +110,7 @@ def dumps(model: AttoModel, vocab: AttoVocab, name: str, info: dict | None = Non
 
 
 def save(path, model: AttoModel, vocab: AttoVocab, name: str, info: dict | None = None) -> Path:
-    from .results import write_atomic
+    from ..files import write_atomic
     path = Path(path)
     write_atomic(path, dumps(model, vocab, name, info).encode("ascii"))
     return path
@@ -276,7 +276,7 @@ def write_web_folder(folder, models: list[dict]) -> dict:
     `models`: dicts with name, model, vocab, info (info may hold val_loss_nats). Returns
     the manifest; each entry's `bytes` is the size of the model's JSON file.
     """
-    from .results import write_atomic
+    from ..files import write_atomic
     folder = Path(folder)
     entries = []
     for m in models:
@@ -313,7 +313,7 @@ def save_checkpoint(path, model: AttoModel, vocab: AttoVocab, info: dict | None 
 
 
 def load_checkpoint(path) -> tuple[AttoModel, AttoVocab, dict]:
-    from .results import SafetensorsReadError, read_safetensors
+    from ..files import SafetensorsReadError, read_safetensors
     path = Path(path)
     try:
         meta, tensors = read_safetensors(path)
@@ -340,88 +340,3 @@ def load_any(path) -> tuple[AttoModel, AttoVocab]:
 
 # -----------------------------------------------------------------------------
 # atome atto train | sample | export
-
-def cli_atto(argv: list) -> int:
-    import argparse
-    import sys
-    from .models import atto
-
-    parser = argparse.ArgumentParser(prog="atome atto", description="the atto series outside the book")
-    sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="search a budget's configuration (or take one) and train it")
-    tr.add_argument("--budget", type=int, required=True, help="exact parameter count, e.g. 1024")
-    tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
-    tr.add_argument("--corpus", default="shakespeare")
-    tr.add_argument("--max-chars", type=int, help="use only the first N characters of the corpus")
-    tr.add_argument("--steps", type=int, default=800)
-    tr.add_argument("--batch-size", type=int, default=32)
-    tr.add_argument("--seq-len", type=int, default=128)
-    tr.add_argument("--lr", type=float, default=3e-2, help="base rate; the search may double it")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--search-steps", type=int, default=150, help="steps per search candidate")
-    tr.add_argument("--config", help="skip the search: an AttoConfig as JSON, e.g. "
-                    "'{\"n_embd\": 8, \"n_full\": 2, \"n_hidden\": 18, \"n_diag\": 2, ...}'")
-    sa = sub.add_parser("sample", help="continue a prompt with a trained model")
-    sa.add_argument("model", help=".safetensors checkpoint or .json export")
-    sa.add_argument("--prompt", default="ROMEO:")
-    sa.add_argument("--chars", type=int, default=200)
-    sa.add_argument("--greedy", action="store_true")
-    sa.add_argument("--temperature", type=float, default=0.8)
-    sa.add_argument("--seed", type=int, default=0)
-    ex = sub.add_parser("export", help="write a checkpoint as dependency-free JSON")
-    ex.add_argument("model", help=".safetensors checkpoint")
-    ex.add_argument("--out", required=True, help="JSON file, or a folder with --web")
-    ex.add_argument("--name", help="model name in the file (default: atto-<params>)")
-    ex.add_argument("--web", action="store_true", help="write the demo folder (JSON, manifest, .js fallbacks)")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 2
-
-    def error(msg) -> int:
-        print(f"atome atto: error: {msg}", file=sys.stderr)
-        return 2
-
-    try:
-        if args.command == "train":
-            if args.budget not in atto.BUDGETS and args.config is None:
-                print(f"note: {args.budget} is not one of the book's budgets {atto.BUDGETS}", file=sys.stderr)
-            data = atto.series_data(args.corpus, max_chars=args.max_chars)
-            lr = args.lr
-            if args.config:
-                cfg = AttoConfig(**json.loads(args.config))
-                if count_params(cfg) != args.budget:
-                    return error(f"--config has {count_params(cfg)} parameters, not {args.budget}")
-            else:
-                found = atto.search_budget(args.budget, data.train, data.val[:50_000], steps=args.search_steps,
-                                           lr=args.lr, seed=args.seed, log=print)
-                cfg, lr = found.best, found.lr
-            print(f"training {cfg.describe()} ({count_params(cfg)} parameters) for {args.steps} steps")
-            model, _ = atto.train_atto(cfg, data.train, data.val[: 2 * args.seq_len + 1], steps=args.steps,
-                                       batch_size=args.batch_size, seq_len=args.seq_len, lr=lr,
-                                       seed=args.seed, progress_desc=f"atto-{args.budget}")
-            val = atto.stream_loss(model, data.val)
-            save_checkpoint(args.out, model, data.vocab, {"val_loss_nats": val, "corpus": args.corpus})
-            print(f"validation loss {val:.4f} nats/char ({val / np.log(2):.4f} bits/char); wrote {args.out}")
-            return 0
-        if args.command == "sample":
-            model, vocab = load_any(args.model)
-            ids = torch.from_numpy(vocab.encode(args.prompt))[None]
-            if ids.shape[1] == 0:
-                return error("--prompt must not be empty")
-            gen = torch.Generator().manual_seed(args.seed)
-            out = model.generate(ids, args.chars, temperature=args.temperature, greedy=args.greedy, generator=gen)
-            print(args.prompt + vocab.decode(out[0, ids.shape[1]:].numpy()))
-            return 0
-        if args.command == "export":
-            model, vocab, info = load_checkpoint(args.model)
-            name = args.name or f"atto-{count_params(model.cfg)}"
-            if args.web:
-                write_web_folder(args.out, [{"name": name, "model": model, "vocab": vocab, "info": info}])
-            else:
-                save(args.out, model, vocab, name, info)
-            print(f"wrote {args.out}")
-            return 0
-    except (AttoFormatError, ValueError, OSError) as e:
-        return error(e)
-    return error(f"unknown command {args.command!r}")

@@ -92,7 +92,7 @@ def _load_strict(model, state_dict, path):
 
 def load_routed_pt(path=None, verify: bool = True):
     """atome_1m_v1.pt -> (RoutedLM with the FP32 shadow weights, checkpoint info)."""
-    from .routed import RoutedConfig, RoutedLM
+    from ..models.routed import RoutedConfig, RoutedLM
     path = published_path("atome_1m_v1.pt", path, verify)
     ckpt = read_pt(path)
     if ckpt["config"].get("n_pathways", 3) != 3:
@@ -105,7 +105,7 @@ def load_routed_pt(path=None, verify: bool = True):
 
 def load_vanilla_pt(path=None, verify: bool = True):
     """vanilla_1m_v1.pt -> (VanillaGPT, checkpoint info)."""
-    from .vanilla import VanillaConfig, VanillaGPT
+    from ..models.vanilla import VanillaConfig, VanillaGPT
     path = published_path("vanilla_1m_v1.pt", path, verify)
     ckpt = read_pt(path)
     kind = ckpt["config"].get("kind", "vanilla_transformer_fp32")
@@ -183,7 +183,7 @@ def load_routed_blob(path=None, config=None, verify: bool = True):
     reader checks the size against the config.
     """
     from .. import formats
-    from .routed import RoutedConfig, RoutedLM
+    from ..models.routed import RoutedConfig, RoutedLM
     if config is None:
         path = published_path("atome_944k.bin", path, verify)
         config = RoutedConfig(d_model=256, n_layers=8, d_head=64, top_k=4, kernel_size=5)

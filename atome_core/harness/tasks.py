@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_corpus
+from ..data import load_corpus
 
 TASK_NAMES = ("shakespeare_nextline", "shakespeare_cloze", "shakespeare_complete", "shakespeare_bpb")
 
@@ -118,7 +118,7 @@ def evaluate(model, tokenizer, folder, tasks=TASK_NAMES, limit: int | None = Non
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    from .lm_eval_adapter import AtomeLM
+    from .adapter import AtomeLM
     lm = AtomeLM(model=model, tokenizer=tokenizer)
     out = simple_evaluate(model=lm, tasks=list(tasks), task_manager=TaskManager(include_path=str(folder), include_defaults=False),
                           limit=limit, log_samples=False, bootstrap_iters=0, verbosity="ERROR")

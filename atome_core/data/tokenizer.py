@@ -108,7 +108,7 @@ class BPETokenizer:
         return cls(Tokenizer.from_str(text))
 
     def save(self, path) -> None:
-        from .results import write_atomic
+        from ..files import write_atomic
         write_atomic(Path(path), self.to_json().encode())
 
     @classmethod

@@ -21,8 +21,8 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from .model_io import load_model
-from .tokenizer import BPETokenizer
+from ..data.tokenizer import BPETokenizer
+from ..formats.model_file import load_model
 
 DEFAULT_WINDOW = 256   # for models without a positional limit (the routed model)
 
@@ -125,6 +125,7 @@ class AtomeLM(LM):
 def main(argv=None) -> int:
     """`lm_eval`'s command line with the atome model registered."""
     import sys
+
     from lm_eval.__main__ import cli_evaluate
     sys.argv = ["lm_eval"] + list(sys.argv[1:] if argv is None else argv)
     cli_evaluate()

@@ -1,17 +1,11 @@
-"""The size ladder of chapter 5: three model families at ~15K, 60K, 240K and 944K parameters.
+"""One training recipe for every architecture comparison, and one cell of the ladder.
 
-Each rung is named by its nominal size; the routed-ternary model sets the count and the
-two FP32 baselines are sized to within 1 % of it (exact counts: `ladder_table()`).
-The 60K and 944K routed models are the kit's own shapes (60,800 and 944,640
-parameters); the 944K vanilla model is the kit's published baseline (950,608).
-Every model can read 256 bytes of context: the vanilla GPT's position table has 256
-rows at every rung (so its counts include them), as in the kit's 944K baseline.
-
-One cell of the ladder = (family, size, token budget, seed): `train_cell` trains it
-with a recipe (`CPU_RECIPE`, or `PAPER_RECIPE`: the kit's 944K recipe, BF16 autocast
-on CUDA) and returns its validation bits per byte, its parameter count and its
-deployed bytes (routed: the real ATMB blob of atome_core.formats; baselines: FP32).
+A cell = (family, size, token budget, seed): `train_cell` trains it with a recipe
+(`CPU_RECIPE`, or `PAPER_RECIPE`: the kit's 944K recipe, BF16 autocast on CUDA) and
+returns its validation bits per byte, its parameter count and its deployed bytes
+(routed: the real ATMB blob of atome_core.formats; baselines: FP32).
 """
+
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -19,56 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .evaluate import deployed_bytes   # one definition for chapters 4 and 5
-from .models.modern import ModernConfig, ModernLM
-from .models.routed import RoutedConfig, RoutedLM
-from .models.vanilla import VanillaConfig, VanillaGPT
+from .evaluate import deployed_bytes
+from .models.presets import (
+    FAMILIES,
+    MODEL_CLASSES,
+    SIZES,
+    build_model,
+    check_cell,
+    count_params,
+    ladder_config,
+)
 from .train import TrainConfig, TrainJob, run_job
-
-SIZES = ("15k", "60k", "240k", "944k")
-FAMILIES = ("routed", "vanilla", "modern")
-CONTEXT = 256   # bytes of context every ladder model handles (the kit's 944K sequence length)
-
-# The routed shapes keep the kit's d_head = d_model / 4; the baselines keep their own
-# layouts (vanilla: 4 heads, 3 layers, d_ff ~ 4 d; modern: 3 query heads on 1 kv head,
-# 3 layers, SwiGLU hidden ~ 2.5 d) and were sized by a search over d_model and d_ff.
-LADDER = {
-    ("routed", "15k"): RoutedConfig(d_model=24, n_layers=2, d_head=6),           # 14,688
-    ("routed", "60k"): RoutedConfig(d_model=64, n_layers=4, d_head=16),          # 60,800 (kit default)
-    ("routed", "240k"): RoutedConfig(d_model=144, n_layers=5, d_head=36),        # 238,896
-    ("routed", "944k"): RoutedConfig(d_model=256, n_layers=8, d_head=64),        # 944,640 (published)
-    ("vanilla", "15k"): VanillaConfig(d_model=12, n_layers=3, n_heads=4, d_ff=48, max_seq=CONTEXT),
-    ("vanilla", "60k"): VanillaConfig(d_model=32, n_layers=3, n_heads=4, d_ff=124, max_seq=CONTEXT),
-    ("vanilla", "240k"): VanillaConfig(d_model=72, n_layers=3, n_heads=4, d_ff=280, max_seq=CONTEXT),
-    ("vanilla", "944k"): VanillaConfig(d_model=152, n_layers=3, n_heads=4, d_ff=608, max_seq=CONTEXT),  # published
-    ("modern", "15k"): ModernConfig(d_model=18, n_layers=3, d_ff=46),
-    ("modern", "60k"): ModernConfig(d_model=42, n_layers=3, d_ff=94),             # chapter 4's modern model
-    ("modern", "240k"): ModernConfig(d_model=84, n_layers=3, d_ff=212),
-    ("modern", "944k"): ModernConfig(d_model=174, n_layers=3, d_ff=420),
-}
-MODEL_CLASSES = {"routed": RoutedLM, "vanilla": VanillaGPT, "modern": ModernLM}
-
-
-def check_cell(family: str, size: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
-    if size not in SIZES:
-        raise ValueError(f"unknown ladder size {size!r}; choose one of {', '.join(SIZES)}")
-
-
-def ladder_config(family: str, size: str):
-    """The config dataclass of one rung (a copy: callers may change it freely)."""
-    check_cell(family, size)
-    return dataclasses.replace(LADDER[(family, size)])
-
-
-def build_model(family: str, size: str, init_seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(init_seed)
-    return MODEL_CLASSES[family](ladder_config(family, size))
-
-
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def ladder_table(sizes=SIZES, families=FAMILIES) -> list[dict]:
@@ -200,44 +155,6 @@ def train_cell(family: str, size: str, tokens: int, seed: int, train_tokens, val
 
 
 # -----------------------------------------------------------------------------
-# the crossover
-
-def median_by_cell(cells: list[dict], key: str = "val_bpb") -> dict:
-    """(family, size) -> {"median", "min", "max", "n"} over seeds."""
-    grouped = {}
-    for c in cells:
-        grouped.setdefault((c["family"], c["size"]), []).append(c[key])
-    return {k: {"median": float(np.median(v)), "min": float(np.min(v)), "max": float(np.max(v)), "n": len(v)}
-            for k, v in grouped.items()}
-
-
-def crossover(xs, a, b) -> list[dict]:
-    """Where curve a stops beating curve b (or starts), lower being better.
-
-    xs: increasing positive sizes (parameters or bytes); a, b: their values at each.
-    Returns one entry per sign change of a - b between consecutive points, with the
-    crossing point interpolated linearly in log(x): {"between": (x0, x1), "at": x,
-    "a_better_below": bool}. An empty list: no crossing within the range.
-    """
-    xs, a, b = (np.asarray(v, dtype=float) for v in (xs, a, b))
-    if not (len(xs) == len(a) == len(b)):
-        raise ValueError("xs, a and b must have the same length")
-    if len(xs) and (np.any(xs <= 0) or np.any(np.diff(xs) <= 0)):
-        raise ValueError("xs must be positive and strictly increasing")
-    diff = a - b
-    out = []
-    for i in range(len(xs) - 1):
-        d0, d1 = diff[i], diff[i + 1]
-        if d0 == 0 or np.sign(d0) == np.sign(d1):
-            continue
-        frac = d0 / (d0 - d1)                   # where the line through (log x, diff) is zero
-        lx = np.log(xs[i]) + frac * (np.log(xs[i + 1]) - np.log(xs[i]))
-        out.append({"between": (float(xs[i]), float(xs[i + 1])), "at": float(np.exp(lx)),
-                    "a_better_below": bool(d0 < 0)})
-    return out
-
-
-# -----------------------------------------------------------------------------
 # data
 
 def interop_tinystories():
@@ -270,34 +187,3 @@ def load_ladder_corpus(name: str = "auto", path=None, val_fraction: float = 0.1)
     raw = data.encode_bytes(corpus.text).astype(np.int64)
     cut = int(len(raw) * (1 - val_fraction))
     return name, raw[:cut], raw[cut:]
-
-
-# -----------------------------------------------------------------------------
-# the CLI: atome train (arguments in atome_core/cli.py)
-
-def cli_train(args) -> int:
-    import json
-    import sys
-    from pathlib import Path
-
-    from .model_io import save_model
-    from .results import write_atomic
-    try:
-        corpus_name, train_tokens, val_tokens = load_ladder_corpus(args.corpus, args.corpus_path)
-        if args.val_bytes is not None:
-            if args.val_bytes < 1:
-                raise ValueError(f"--val-bytes must be positive, got {args.val_bytes}")
-            val_tokens = val_tokens[:args.val_bytes]
-        summary, model = train_cell(args.model, args.size, args.tokens, args.seed, train_tokens, val_tokens,
-                                    recipe=args.recipe, device=args.device)
-    except (ValueError, OSError) as e:
-        print(f"atome train: error: {e}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    save_model(model.cpu(), out)
-    summary = {**summary, "corpus": corpus_name, "recipe": args.recipe, "device": pick_device(args.device)}
-    write_atomic(Path(str(out) + ".json"), (json.dumps(summary, indent=2) + "\n").encode())
-    print(f"{args.model} {args.size} ({summary['params']:,} params, {summary['deployed']['bytes']:,} bytes "
-          f"{summary['deployed']['format']}), seed {args.seed}, {summary['tokens']:,} tokens on {corpus_name}: "
-          f"validation {summary['val_bpb']:.4f} bits per byte -> {out}")
-    return 0
