@@ -139,6 +139,7 @@ def cli_atto(argv: list) -> int:
     import numpy as np
     import torch
 
+    from .chapters import atto_series
     from .formats.atto_json import (
         AttoFormatError,
         load_any,
@@ -190,18 +191,18 @@ def cli_atto(argv: list) -> int:
         if args.command == "train":
             if args.budget not in atto.BUDGETS and args.config is None:
                 print(f"note: {args.budget} is not one of the book's budgets {atto.BUDGETS}", file=sys.stderr)
-            data = atto.series_data(args.corpus, max_chars=args.max_chars)
+            data = atto_series.series_data(args.corpus, max_chars=args.max_chars)
             lr = args.lr
             if args.config:
                 cfg = AttoConfig(**json.loads(args.config))
                 if count_params(cfg) != args.budget:
                     return error(f"--config has {count_params(cfg)} parameters, not {args.budget}")
             else:
-                found = atto.search_budget(args.budget, data.train, data.val[:50_000], steps=args.search_steps,
+                found = atto_series.search_budget(args.budget, data.train, data.val[:50_000], steps=args.search_steps,
                                            lr=args.lr, seed=args.seed, log=print)
                 cfg, lr = found.best, found.lr
             print(f"training {cfg.describe()} ({count_params(cfg)} parameters) for {args.steps} steps")
-            model, _ = atto.train_atto(cfg, data.train, data.val[: 2 * args.seq_len + 1], steps=args.steps,
+            model, _ = atto_series.train_atto(cfg, data.train, data.val[: 2 * args.seq_len + 1], steps=args.steps,
                                        batch_size=args.batch_size, seq_len=args.seq_len, lr=lr,
                                        seed=args.seed, progress_desc=f"atto-{args.budget}")
             val = atto.stream_loss(model, data.val)

@@ -2,7 +2,7 @@
 
 `write_atomic` is the one way this package writes a file others read: a temporary file
 beside the target, then a rename, so a reader never sees half a file, and mode 0644 so
-an exported model or a published result is readable by others (mkstemp alone gives 0600).
+an exported model or a published result is readable by others (a bare temporary file would be 0600).
 """
 import os
 import tempfile

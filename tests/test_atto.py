@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from atome_core.chapters import atto_series
 from atome_core.formats import atto_json as atto_export
 from atome_core.models import atto, tiny_transformer
 from atome_core.models.atto import AttoConfig, AttoModel, AttoVocab, count_params
@@ -91,22 +92,22 @@ def test_each_position_sees_only_its_previous_context_characters(cfg):
 
 def test_every_budget_has_exactly_its_parameter_count():
     for budget in atto.BUDGETS:
-        shapes = atto.shape_candidates(budget, atto.search_widths(budget), (0, 1, 2, 4, 8))
+        shapes = atto_series.shape_candidates(budget, atto_series.search_widths(budget), (0, 1, 2, 4, 8))
         assert shapes, budget
         for cfg in list(shapes.values()):
             assert count_params(cfg) == budget
             assert AttoModel(cfg).num_params() == budget
         deepest = max(shapes.values(), key=lambda c: (c.n_full, c.n_embd))
-        for v in atto.variant_candidates(budget, deepest):
+        for v in atto_series.variant_candidates(budget, deepest):
             assert count_params(v) == budget == AttoModel(v).num_params()
     assert atto.BUDGETS == (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 def test_fill_budget_refuses_what_cannot_be_exact():
     t = AttoConfig(n_embd=16, n_full=4, nonlinearity="relu")
-    assert atto.fill_budget(1000, t) is None            # below the template's own count
-    assert atto.fill_budget(count_params(t) + 8, t) is None  # not a multiple of E
-    cfg = atto.fill_budget(count_params(t) + 32, t)
+    assert atto_series.fill_budget(1000, t) is None            # below the template's own count
+    assert atto_series.fill_budget(count_params(t) + 8, t) is None  # not a multiple of E
+    cfg = atto_series.fill_budget(count_params(t) + 32, t)
     assert cfg.n_diag == 2 and count_params(cfg) == count_params(t) + 32
 
 
@@ -234,7 +235,7 @@ def test_search_budget_returns_an_exact_winner_with_its_learning_rate():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        r = atto.search_budget(512, tokens, tokens[:600], steps=2, batch_size=4, seq_len=16, lr=1e-2)
+        r = atto_series.search_budget(512, tokens, tokens[:600], steps=2, batch_size=4, seq_len=16, lr=1e-2)
     finally:
         torch.set_num_threads(threads)
     assert count_params(r.best) == 512 and r.lr in (1e-2, 2e-2) and set(r.lr_losses) == {1e-2, 2e-2}
@@ -248,7 +249,7 @@ def test_finalists_add_the_best_two_layer_variant():
     one = AttoConfig(n_embd=4, n_full=2, n_hidden=8, nonlinearity="relu")
     deep_a = replace(one, n_hidden2=4)
     deep_b = replace(one, n_hidden2=3)
-    r = atto.SearchResult(0, {}, {}, [(deep_a, 2.5), (deep_b, 2.4), (replace(one, skip=True), 2.2)], one, 2.1, 0.0)
-    assert atto.finalists(r) == [one, deep_b]
+    r = atto_series.SearchResult(0, {}, {}, [(deep_a, 2.5), (deep_b, 2.4), (replace(one, skip=True), 2.2)], one, 2.1, 0.0)
+    assert atto_series.finalists(r) == [one, deep_b]
     r.best = deep_a
-    assert atto.finalists(r) == [deep_a]
+    assert atto_series.finalists(r) == [deep_a]

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from atome_core.chapters import atto_series
 from atome_core.formats import atto_json as atto_export
 from atome_core.models import atto
 from atome_core.paths import build_dir
@@ -67,16 +68,16 @@ def _train_small_models() -> tuple:
               {"hidden_bias": True, "second": 0.5}]
     models = []
     for budget, twist in zip(atto.BUDGETS, twists):
-        shapes = atto.shape_candidates(budget, atto.search_widths(budget), (2, 0))
+        shapes = atto_series.shape_candidates(budget, atto_series.search_widths(budget), (2, 0))
         base = shapes.get((max(e for e, _ in shapes), 2)) or next(iter(shapes.values()))
         cfg = base
         if base.n_full and twist:
             twist = dict(twist)
             second = twist.pop("second", 0.0)
-            cfg = atto.fit_hidden(budget, replace(base, n_hidden=0, n_diag=0, **twist), max_diag=64,
+            cfg = atto_series.fit_hidden(budget, replace(base, n_hidden=0, n_diag=0, **twist), max_diag=64,
                                   second=second) or base
         assert atto.count_params(cfg) == budget
-        model, _ = atto.train_atto(cfg, tokens, tokens[:300], steps=25, batch_size=8, seq_len=64, lr=3e-2, seed=0)
+        model, _ = atto_series.train_atto(cfg, tokens, tokens[:300], steps=25, batch_size=8, seq_len=64, lr=3e-2, seed=0)
         models.append({"name": f"atto-{budget}", "model": model, "vocab": vocab, "info": {}})
     return tuple(models)
 

@@ -10,15 +10,13 @@ from atome_core.book import runner as book
 
 def make_notebook(path, body, extra_params=""):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell(f"profile = None\nn = None\n{extra_params}")
+    params = nbformat.v4.new_code_cell(f"chapter = {path.stem!r}\nprofile = None\nn = None\n{extra_params}")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         params,
-        nbformat.v4.new_code_cell(textwrap.dedent(f"""
-            from atome_core.book.profiles import resolve_parameters
-            from atome_core.book.results import ChapterResults
-            P = resolve_parameters("{path.stem}", globals())
-            results = ChapterResults("{path.stem}", P.profile)
+        nbformat.v4.new_code_cell(textwrap.dedent("""
+            from atome_core.book.chapter import open_chapter
+            P, results = open_chapter(globals())
         """)),
         nbformat.v4.new_code_cell(textwrap.dedent(body)),
     ]
@@ -58,7 +56,8 @@ def test_executes_caches_and_reexecutes_only_what_changed(tiny_book):
     assert metrics["n_squared"] == 4 and metrics["profile"] == "smoke"   # smoke's n=2 injected
     executed = nbformat.read(build / "executed" / "smoke" / "notebooks" / "a.ipynb", as_version=4)
     assert "injected-parameters" in executed.cells[1].metadata.get("tags", [])
-    assert executed.metadata["atome"]["parameters"] == {"profile": "smoke", "n": 2}
+    assert executed.metadata["atome"]["parameters"] == {"profile": "smoke", "n": 2, "chapter": "a",
+                                                        "injected": ["n"]}
 
     again = book.build_book("smoke", render_html=False, log=lambda *a: None)
     assert statuses(again) == {"a": "cached", "b": "cached"}
@@ -112,3 +111,15 @@ def test_cli_lists_chapters_and_profiles(capsys):
     assert main(["book", "--list"]) == 0
     out = capsys.readouterr().out
     assert "00_corpora" in out and "smoke" in out and "paper" in out
+
+
+def test_open_chapter_takes_injected_parameters_without_reading_profiles_again(tmp_path, monkeypatch):
+    from atome_core.book.chapter import open_chapter
+    monkeypatch.setenv("ATOME_ROOT", str(tmp_path))            # no profiles.yml there
+    monkeypatch.setenv("ATOME_RESULTS_DIR", str(tmp_path / "out"))
+    P, results = open_chapter({"chapter": "a", "profile": "smoke", "n": 5, "injected": ["n"]})
+    assert (P.chapter, P.profile, P.n) == ("a", "smoke", 5) and results.dir == tmp_path / "out"
+    with pytest.raises(FileNotFoundError):                      # not injected: profiles.yml is read
+        open_chapter({"chapter": "a", "profile": "smoke", "n": None})
+    with pytest.raises(ValueError, match="must name the chapter"):
+        open_chapter({"profile": "smoke"})

@@ -5,9 +5,9 @@ bit-exact with the NumPy reference.
 Needs arm-none-eabi-gcc, newlib and qemu-system-arm: skipped with the Debian package
 names when they are missing, except under CI (`make test` installs them), where a
 missing tool is a failure."""
-import shutil
 import json
 import os
+import shutil
 import zlib
 
 import numpy as np

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from atome_core import formats
-from atome_core import recipe
-from atome_core.models import presets
+from atome_core import formats, recipe
 from atome_core.chapters import reversal as ra
 from atome_core.cli import main as atome
 from atome_core.formats.model_file import load_model
+from atome_core.models import presets
 from atome_core.models.routed import RoutedConfig, RoutedLM
 from atome_core.models.vanilla import PUBLISHED_944K
 from atome_core.train import evaluate_loss

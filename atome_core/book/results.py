@@ -3,6 +3,13 @@
 `atome book` points ATOME_RESULTS_DIR at a staging folder and moves it into
 place only when the whole notebook succeeded; run by hand (or by nbmake) the
 results go to _build/results/<profile>/<chapter>/.
+
+metrics.json holds, besides whatever the chapter measured, a `claims` block: the
+numbers the intro's claims table quotes, each {"value": ..., "unit": ...} (or
+{"value": null, "reason": ...} when this build could not measure it). The table reads
+that block and nothing else (atome_core.book.claims), so a renamed metric cannot
+silently drop a claim. The save methods return None so a notebook cell that ends
+with one prints nothing.
 """
 import json
 import os
@@ -20,24 +27,39 @@ class ChapterResults:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics: dict = {}
 
-    def save_metrics(self, metrics: dict, name: str = "metrics.json") -> Path:
+    def save_metrics(self, metrics: dict, name: str = "metrics.json") -> None:
         """Merge into the chapter's metrics and rewrite the JSON file."""
         self.metrics.update(metrics)
-        payload = {"chapter": self.chapter, "profile": self.profile, **self.metrics}
-        path = self.dir / name
-        write_atomic(path, (json.dumps(payload, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
-        return path
+        self._write(name)
 
-    def save_figure(self, fig, name: str) -> Path:
+    def claim(self, key: str, value, unit: str = "", reason: str | None = None) -> None:
+        """Record one number the claims table quotes (value None needs the reason)."""
+        if value is None and not reason:
+            raise ValueError(f"claim {key!r} has no value: say why it was not measured")
+        entry = {"value": value, "unit": unit}
+        if reason:
+            entry["reason"] = reason
+        self.metrics.setdefault("claims", {})[key] = entry
+        self._write()
+
+    def _write(self, name: str = "metrics.json") -> None:
+        payload = {"chapter": self.chapter, "profile": self.profile, **self.metrics}
+        write_atomic(self.dir / name, json.dumps(payload, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+    def path(self, name: str) -> Path:
+        """A file in this chapter's results folder (for files a chapter writes itself)."""
+        return self.dir / name
+
+    def save_figure(self, fig, name: str) -> None:
         import io
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-        path = self.dir / f"{name}.png"
-        write_atomic(path, buf.getvalue())
-        return path
+        write_atomic(self.dir / f"{name}.png", buf.getvalue())
 
 
 def _jsonable(x):
+    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:
+        return x.item()
     if hasattr(x, "tolist"):
         return x.tolist()
     if isinstance(x, Path):

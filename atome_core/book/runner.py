@@ -113,6 +113,13 @@ def cache_key(chapter: Chapter, params: dict, fingerprint: str) -> str:
     return h.hexdigest()
 
 
+def injected_parameters(chapter: str, profile: str, spec: dict | None = None) -> dict:
+    """What papermill injects: the profile's parameters, the chapter's name, and the list of
+    parameter names (so the notebook's open_chapter reads nothing again)."""
+    params = profiles_mod.chapter_parameters(chapter, profile, spec)
+    return {**params, "chapter": chapter, "injected": sorted(k for k in params if k != "profile")}
+
+
 def executed_path(build: Path, profile: str, chapter: Chapter) -> Path:
     return build / "executed" / profile / chapter.toc_entry_path()
 
@@ -334,7 +341,7 @@ def build_book(profile: str = "cpu", only: list[str] | None = None, render_html:
     for ch in chapters:
         if only and ch.name not in only:
             continue
-        params = profiles_mod.chapter_parameters(ch.name, profile, spec)
+        params = injected_parameters(ch.name, profile, spec)
         key = cache_key(ch, params, fingerprint)
         if not force and cached_key(executed_path(build, profile, ch)) == key:
             log(f"[atome book] {ch.name}: cached ({profile})")

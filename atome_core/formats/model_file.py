@@ -138,8 +138,8 @@ def save_model(model, path, tokenizer=None) -> Path:
 
 def load_model(path):
     """(model in eval mode, tokenizer) from a file written by save_model."""
-    from ..files import SafetensorsReadError, read_safetensors
     from ..data.tokenizer import BPETokenizer, ByteTokenizer
+    from ..files import SafetensorsReadError, read_safetensors
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")

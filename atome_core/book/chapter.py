@@ -1,0 +1,55 @@
+"""The first call of every chapter: its parameters, resolved once, and its results folder.
+
+A chapter's parameters cell (tagged `parameters`) names the chapter once and declares
+each parameter as None:
+
+    chapter = "04_ab_60k"
+    profile = None
+    steps = None
+
+then its setup cell calls `P, results = open_chapter(globals())`.
+
+- Run by `atome book` (papermill), every parameter is injected with the profile's value,
+  together with `injected`, the list of their names: nothing is read again.
+- Run any other way (nbmake, `jupyter-book build`, a plain papermill run with `-p`), the
+  profile comes from `profile`, else $ATOME_PROFILE, else cpu, and every parameter still
+  None is filled from profiles.yml; values given explicitly win.
+
+It also keeps a chapter's outputs clean for the page: no progress bars (ATOME_PROGRESS
+and the Hugging Face libraries' bars off unless asked for), no tqdm warnings.
+"""
+import os
+import warnings
+from types import SimpleNamespace
+
+from .profiles import resolve_parameters
+from .results import ChapterResults
+
+
+def quiet_outputs() -> None:
+    """Keep progress bars and library chatter out of executed notebooks."""
+    os.environ.setdefault("ATOME_PROGRESS", "0")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        from tqdm import TqdmExperimentalWarning, TqdmWarning
+        warnings.filterwarnings("ignore", category=TqdmWarning)
+        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
+    except ImportError:
+        pass
+
+
+def open_chapter(namespace: dict) -> tuple[SimpleNamespace, ChapterResults]:
+    """(parameters, results) of the chapter whose globals() are `namespace`."""
+    chapter = namespace.get("chapter")
+    if not chapter:
+        raise ValueError("the parameters cell must name the chapter: chapter = \"<notebook stem>\"")
+    quiet_outputs()
+    injected = namespace.get("injected")
+    if injected:
+        P = SimpleNamespace(chapter=chapter, profile=namespace["profile"],
+                            **{name: namespace[name] for name in injected if name != "profile"})
+    else:
+        P = resolve_parameters(chapter, namespace)
+    return P, ChapterResults(chapter, P.profile)
