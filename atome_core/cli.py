@@ -28,6 +28,11 @@ from .files import write_atomic
 
 def cmd_book(args) -> int:
     from .book import runner as book
+    if args.normalize:
+        from .book.notebooks import normalize_file
+        changed = [c.path.name for c in book.list_chapters() if normalize_file(c.path)]
+        print(f"normalized {', '.join(changed)}" if changed else "every chapter is already normalized")
+        return 0
     if args.list:
         book.describe()
         return 0
@@ -434,6 +439,8 @@ def main(argv=None) -> int:
     p.add_argument("--list", action="store_true", help="list chapters and profiles, run nothing")
     p.add_argument("--no-render", action="store_true", help="execute notebooks but do not render HTML")
     p.add_argument("--force", action="store_true", help="re-execute even when cached")
+    p.add_argument("--normalize", action="store_true", help="rewrite the chapters in their stored form "
+                   "(one source line per line, no outputs, code folded unless tagged show-input), run nothing")
     p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("corpus", help="list or show the corpora (atome corpus list | show NAME)",

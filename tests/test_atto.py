@@ -230,14 +230,9 @@ def test_cli_train_export_sample(tmp_path, capsys):
     assert "not 512" in capsys.readouterr().err
 
 
-def test_search_budget_returns_an_exact_winner_with_its_learning_rate():
+def test_search_budget_returns_an_exact_winner_with_its_learning_rate(one_thread):
     tokens = np.random.default_rng(0).integers(0, 64, 5000)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        r = atto_series.search_budget(512, tokens, tokens[:600], steps=2, batch_size=4, seq_len=16, lr=1e-2)
-    finally:
-        torch.set_num_threads(threads)
+    r = atto_series.search_budget(512, tokens, tokens[:600], steps=2, batch_size=4, seq_len=16, lr=1e-2)
     assert count_params(r.best) == 512 and r.lr in (1e-2, 2e-2) and set(r.lr_losses) == {1e-2, 2e-2}
     assert r.best_loss == min(list(r.shape_losses.values()) + [l for _, l in r.variant_losses]
                               + list(r.lr_losses.values()))

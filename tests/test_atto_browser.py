@@ -25,6 +25,7 @@ from atome_core.chapters import atto_series
 from atome_core.formats import atto_json as atto_export
 from atome_core.models import atto
 from atome_core.paths import build_dir
+from atome_core.train import torch_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -50,12 +51,8 @@ def demo_snippet() -> str:
 @functools.lru_cache(maxsize=1)
 def small_models() -> tuple:
     """One model per budget, shapes chosen to cover every code path of atto.js, briefly trained."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: a second thread only adds contention
-    try:
+    with torch_threads(1):  # tiny matrices: a second thread only adds contention
         return _train_small_models()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_small_models() -> tuple:

@@ -13,17 +13,14 @@ import torch
 
 from atome_core.formats import published as C
 from atome_core.paths import shared_interop_dir
-from atome_core.train import evaluate_loss, torch_threads
+from atome_core.train import evaluate_loss
 
 INTEROP = shared_interop_dir()
 pytestmark = pytest.mark.skipif(INTEROP is None, reason="../shared/interop (the published Atome "
                                 "checkpoints) is absent; set ATOME_INTEROP_DIR to run these tests")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with torch_threads(1):   # tiny tensors: no OpenMP spin-waiting on a shared machine
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def readme_sha256() -> dict:

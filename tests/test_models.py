@@ -8,13 +8,8 @@ from atome_core.models import modern as M
 from atome_core.models import routed as R
 from atome_core.models import sampling as S
 from atome_core.models import vanilla as V
-from atome_core.train import torch_threads
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with torch_threads(1):   # tiny tensors: no OpenMP spin-waiting on a shared machine
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY_ROUTED = R.RoutedConfig(vocab_size=32, d_model=16, n_layers=2, d_head=8, top_k=3, kernel_size=3)

@@ -8,13 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from atome_core import train as T
-from atome_core.train import torch_threads
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with torch_threads(1):   # tiny tensors: no OpenMP spin-waiting on a shared machine
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyLM(nn.Module):
