@@ -1,6 +1,12 @@
-"""Chapter 4: the Atome kit's 60K A/B: its published figures and the four models compared."""
+"""Chapter 4: the Atome kit's 60K A/B: its published figures, the four models compared,
+and the tables and numbers the chapter shows.
 
+Everything here is what the notebook used to compute inline, in the same order (the
+same seeds, the same jobs, the same draws), so a profile gives the same numbers.
+"""
+import math
 
+import numpy as np
 
 # The kit's published per-byte perplexities on the first 500 KB of TinyStories (90/10
 # split, batch 16 x 64 bytes, AdamW 3e-4 constant): one seed at 3,000 steps, and
@@ -12,6 +18,13 @@ KIT_PPL = {
 KIT_TRAIN_SECONDS = {"routed": 195, "vanilla param-fair": 95}
 # reported validation losses of the published 944K checkpoints (nats per byte, the kit's split)
 KIT_944K_VAL_NATS = {"routed": 1.0545, "vanilla": 0.9337}
+
+# the four models of the main comparison, in the order of every table and figure
+MAIN = ["routed", "vanilla param-fair", "vanilla flash-fair", "modern"]
+# the training speed we set out to reach: routed at this fraction of vanilla's tokens per second
+SPEED_TARGET = 0.8
+# the kit's corpus fraction of the 90/10 split: first 90 % train, last 10 % validation
+TRAIN_FRACTION = 0.9
 
 
 def ab_models(pathway_ablations: bool = False) -> dict:
@@ -29,3 +42,363 @@ def ab_models(pathway_ablations: bool = False) -> dict:
             kept = tuple(p for p in routed.PATHWAYS if p != drop)
             specs[f"routed without {drop}"] = (routed.RoutedLM, routed.RoutedConfig(pathways=kept))
     return specs
+
+
+# -- the data ------------------------------------------------------------------------------------
+
+
+def load_corpora(tinystories_path=None) -> tuple[dict, str]:
+    """({name: corpus}, the main corpus): Shakespeare always; TinyStories from the path
+    given, else the kit's sample in ../shared/interop when present. TinyStories is the
+    main corpus when it is there."""
+    from .. import data
+    from ..paths import shared_interop_dir
+    ts_path = tinystories_path
+    if ts_path is None and shared_interop_dir() is not None:
+        candidate = shared_interop_dir() / "tinystories_sample.txt"
+        ts_path = candidate if candidate.exists() else None
+    corpora = {"shakespeare": data.load_corpus("shakespeare")}
+    if ts_path is not None:
+        corpora["tinystories"] = data.load_corpus("tinystories", path=str(ts_path))
+    return corpora, "tinystories" if "tinystories" in corpora else "shakespeare"
+
+
+def corpus_splits(corpora: dict, max_bytes: int) -> dict:
+    """name -> (train, validation) int64 bytes: the first `max_bytes` bytes, the first
+    90 % to train, the last 10 % to validate (the kit's split)."""
+    from .. import data
+    splits = {}
+    for name, corpus in corpora.items():
+        raw = data.encode_bytes(corpus.text)[:max_bytes]
+        cut = int(len(raw) * TRAIN_FRACTION)
+        splits[name] = (raw[:cut].astype(np.int64), raw[cut:].astype(np.int64))
+    return splits
+
+
+def seeds_by_corpus(corpus_names, main_corpus: str, seeds: list, other_seeds: list) -> dict:
+    """corpus -> its training seeds: `seeds` on the main corpus, `other_seeds` elsewhere."""
+    return {name: (seeds if name == main_corpus else other_seeds) for name in corpus_names}
+
+
+def split_table(corpora: dict, splits: dict, seeds_of: dict) -> tuple[list, list]:
+    """(header, rows) of the corpora as used: bytes in the file, used, train, validation, seeds."""
+    header = ["corpus", "bytes in the file", "bytes used", "train", "validation", "seeds"]
+    rows = [[name, corpora[name].n_bytes, len(tr) + len(va), len(tr), len(va), len(seeds_of[name])]
+            for name, (tr, va) in splits.items()]
+    return header, rows
+
+
+# -- the models ----------------------------------------------------------------------------------
+
+
+def model_sizes(specs: dict, names=MAIN) -> tuple[dict, dict]:
+    """(name -> parameters, name -> deployed bytes) of freshly initialised models (seed 0)."""
+    import torch
+
+    from .. import evaluate
+    params, sizes = {}, {}
+    for name in names:
+        cls, cfg = specs[name]
+        torch.manual_seed(0)
+        model = cls(cfg)
+        params[name] = model.num_params()
+        sizes[name] = evaluate.deployed_bytes(model)
+    return params, sizes
+
+
+def size_table(params: dict, sizes: dict) -> tuple[list, list]:
+    """(header, rows): parameters, deployed format and bytes (the routed model also in ATOME01)."""
+    header = ["model", "parameters", "deployed as", "bytes on disk", "bytes as ATOME01"]
+    rows = [[name, params[name], sizes[name]["format"], sizes[name]["bytes"], sizes[name].get("atome01_bytes", "—")]
+            for name in params]
+    return header, rows
+
+
+def size_comparison(params: dict, sizes: dict) -> dict:
+    """The numbers the chapter's prose quotes about sizes."""
+    gap = (params["modern"] - params["routed"]) / params["routed"]
+    return {"modern_params": params["modern"], "routed_params": params["routed"],
+            "modern_param_gap": abs(gap), "modern_fewer_or_more": "fewer" if gap < 0 else "more",
+            "routed_bytes": sizes["routed"]["bytes"],
+            "param_fair_bytes": sizes["vanilla param-fair"]["bytes"],
+            "param_fair_over_routed_bytes": sizes["vanilla param-fair"]["bytes"] / sizes["routed"]["bytes"],
+            "flash_fair_bytes": sizes["vanilla flash-fair"]["bytes"],
+            "modern_bytes": sizes["modern"]["bytes"]}
+
+
+# -- training ------------------------------------------------------------------------------------
+
+
+def train_jobs(splits: dict, specs: dict, seeds_of: dict, main_corpus: str, base) -> list:
+    """Every training run, named "corpus|model|seed": the four models for each seed of each
+    corpus, and on the main corpus the ablations for its first seed only."""
+    import dataclasses
+
+    from ..train import TrainJob
+    jobs = []
+    for corpus_name, (train_tokens, val_tokens) in splits.items():
+        names = [n for n in specs if n in MAIN or corpus_name == main_corpus]
+        for seed in seeds_of[corpus_name]:
+            for name in names:
+                if name not in MAIN and seed != seeds_of[corpus_name][0]:
+                    continue   # ablations: one seed
+                cls, cfg = specs[name]
+                jobs.append(TrainJob(name=f"{corpus_name}|{name}|{seed}", model_class=cls, model_config=cfg,
+                                     train_tokens=train_tokens, val_tokens=val_tokens,
+                                     cfg=dataclasses.replace(base, seed=seed), init_seed=seed))
+    return jobs
+
+
+def runs_of(runs: dict, corpus_name: str, model_name: str) -> list:
+    """The runs of one model on one corpus, every seed, in training order."""
+    return [r for key, r in runs.items() if key.split("|")[:2] == [corpus_name, model_name]]
+
+
+def loss_curves(runs: list) -> dict:
+    """Bits per byte along training, median over seeds (and the seeds' range for validation)."""
+    val_steps = [h["step"] for h in runs[0].history if "val_loss" in h]
+    val = np.array([[h["val_loss"] / math.log(2) for h in r.history if "val_loss" in h] for r in runs])
+    train_steps = [h["step"] for h in runs[0].history]
+    train = np.median([[h["train_loss"] / math.log(2) for h in r.history] for r in runs], axis=0)
+    return {"val_steps": val_steps, "val_median": np.median(val, axis=0), "val_min": val.min(axis=0),
+            "val_max": val.max(axis=0), "train_steps": train_steps, "train_median": train}
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def final_scores(runs: dict, corpus_names, specs) -> dict:
+    """(corpus, model) -> {"bpb", "ppl"}: median and range over seeds of the final
+    validation bits per byte and per-byte perplexity."""
+    from ..evaluate import median_and_range
+    final = {}
+    for corpus_name in corpus_names:
+        for name in specs:
+            rs = runs_of(runs, corpus_name, name)
+            if not rs:
+                continue
+            bpb = [r.final_val_loss / math.log(2) for r in rs]
+            final[(corpus_name, name)] = {"bpb": median_and_range(bpb),
+                                          "ppl": median_and_range([2 ** b for b in bpb])}
+    return final
+
+
+def kit_recipes(steps: int) -> tuple[str, str]:
+    """(the kit's recipe closest to `steps`, the other one)."""
+    near = "3000 steps, 1 seed" if steps >= 3000 else "1500 steps, median of 3 seeds"
+    return near, next(k for k in KIT_PPL if k != near)
+
+
+def results_table(final: dict, corpus_names, steps: int) -> tuple[list, list]:
+    """(header, rows) for report.table: per corpus and model, bits per byte and per-byte
+    perplexity (median/range dicts), beside the kit's two published perplexities as it
+    printed them (TinyStories only)."""
+    near, other = kit_recipes(steps)
+    header = ["corpus", "model", "bits per byte", "per-byte ppl", f"kit ppl ({near})", f"kit ppl ({other})"]
+    rows = []
+    for corpus_name in corpus_names:
+        for name in MAIN:
+            f = final[(corpus_name, name)]
+            kit = [f"{KIT_PPL[k][name]:.2f}" if corpus_name == "tinystories" and name in KIT_PPL[k] else "—"
+                   for k in (near, other)]
+            rows.append([corpus_name, name, f["bpb"], f["ppl"], *kit])
+    return header, rows
+
+
+def relative(final: dict, corpus_name: str, a: str, b: str) -> float:
+    """How much lower a's median per-byte perplexity is than b's (negative: a is worse)."""
+    pa, pb = final[(corpus_name, a)]["ppl"]["median"], final[(corpus_name, b)]["ppl"]["median"]
+    return 1 - pa / pb
+
+
+def lower_or_higher(gain: float) -> str:
+    """A relative difference in words: 0.22 -> "22 % lower", -0.05 -> "5 % higher"."""
+    return f"{gain:.0%} lower".replace("%", " %") if gain > 0 else f"{-gain:.0%} higher".replace("%", " %")
+
+
+def kit_gain(baseline: str) -> float:
+    """The kit's headline: how much lower the routed model's perplexity was (3,000 steps)."""
+    headline = KIT_PPL["3000 steps, 1 seed"]
+    return 1 - headline["routed"] / headline[baseline]
+
+
+def gain_table(final: dict, corpus_names) -> tuple[list, list]:
+    """(header, rows): the routed model's median perplexity against each baseline's, in
+    words, beside what the kit claimed (on TinyStories)."""
+    header = ["corpus", "routed against", "routed ppl", "baseline ppl", "routed's perplexity is", "the kit claimed"]
+    rows = []
+    for corpus_name in corpus_names:
+        for other in ("vanilla param-fair", "vanilla flash-fair", "modern"):
+            gain = relative(final, corpus_name, "routed", other)
+            claimed = (lower_or_higher(kit_gain(other))
+                       if corpus_name == "tinystories" and other in KIT_PPL["3000 steps, 1 seed"] else "—")
+            rows.append([corpus_name, other, final[(corpus_name, "routed")]["ppl"]["median"],
+                         final[(corpus_name, other)]["ppl"]["median"], lower_or_higher(gain), claimed])
+    return header, rows
+
+
+def headline(final: dict, corpus_name: str) -> dict:
+    """The numbers the prose quotes for one corpus: each model's median perplexity, the
+    routed model's gaps in words, and the best model."""
+    ppl = {name: final[(corpus_name, name)]["ppl"]["median"] for name in MAIN}
+    best = min(MAIN, key=ppl.get)
+    return {"routed_ppl": ppl["routed"], "param_fair_ppl": ppl["vanilla param-fair"],
+            "flash_fair_ppl": ppl["vanilla flash-fair"], "modern_ppl": ppl["modern"],
+            "against_param_fair": lower_or_higher(relative(final, corpus_name, "routed", "vanilla param-fair")),
+            "against_flash_fair": lower_or_higher(relative(final, corpus_name, "routed", "vanilla flash-fair")),
+            "against_modern": lower_or_higher(relative(final, corpus_name, "routed", "modern")),
+            "best_model": best, "best_ppl": ppl[best]}
+
+
+def claims(final: dict, main_corpus: str, steps: int) -> dict:
+    """key -> (value, unit) of the intro's claims table: the main corpus's median per-byte
+    perplexities, its steps and the number of seeds behind each median."""
+    ppl = {name: final[(main_corpus, name)]["ppl"] for name in MAIN}
+    unit = "per-byte perplexity"
+    return {"corpus": (main_corpus, ""), "steps": (steps, "steps"), "seeds": (ppl["routed"]["n"], "seeds"),
+            "routed_ppl": (ppl["routed"]["median"], unit),
+            "param_fair_ppl": (ppl["vanilla param-fair"]["median"], unit),
+            "flash_fair_ppl": (ppl["vanilla flash-fair"]["median"], unit),
+            "modern_ppl": (ppl["modern"]["median"], unit)}
+
+
+# -- training speed ------------------------------------------------------------------------------
+
+
+def speed_contenders(specs: dict) -> dict:
+    """name -> model of the training-speed comparison: the routed model with each state
+    implementation (scan, the kit's T x T kernel, a time loop), vanilla param-fair, modern."""
+    import torch
+
+    from ..models import routed
+    contenders = {}
+    for impl in ["scan", "kernel", "loop"]:
+        torch.manual_seed(0)
+        contenders[f"routed ({impl})"] = routed.RoutedLM(routed.RoutedConfig(state_impl=impl))
+    for name in ["vanilla param-fair", "modern"]:
+        cls, cfg = specs[name]
+        torch.manual_seed(0)
+        contenders[name] = cls(cfg)
+    return contenders
+
+
+def speed_table(speed: dict) -> tuple[list, list]:
+    """(header, rows) of train.benchmark_steps' result: ms per step (wall, CPU), tokens/s."""
+    header = ["model", "ms per step (wall)", "ms per step (CPU)", "training tokens per second"]
+    rows = [[name, f"{1e3 * s['seconds_per_step']:.1f}", f"{1e3 * s['cpu_seconds_per_step']:.1f}",
+             round(s["tokens_per_second"])] for name, s in speed.items()]
+    return header, rows
+
+
+def speed_summary(speed: dict, job_speed: dict) -> dict:
+    """The training-speed numbers the prose quotes: routed (scan) over vanilla param-fair
+    by tokens per second and by CPU time, the kit's ratio, the scan's gain over the kit's
+    kernel, whether the target we set is met, and the speeds during the training runs."""
+    ratio = speed["routed (scan)"]["tokens_per_second"] / speed["vanilla param-fair"]["tokens_per_second"]
+    return {"ratio": ratio,
+            "cpu_ratio": speed["vanilla param-fair"]["cpu_seconds_per_step"]
+            / speed["routed (scan)"]["cpu_seconds_per_step"],
+            "kit_ratio": KIT_TRAIN_SECONDS["vanilla param-fair"] / KIT_TRAIN_SECONDS["routed"],
+            "target": SPEED_TARGET,
+            "target_verdict": "meets" if ratio >= SPEED_TARGET else "falls short of",
+            "scan_over_kernel": speed["routed (kernel)"]["seconds_per_step"]
+            / speed["routed (scan)"]["seconds_per_step"],
+            "routed_job_tokens_per_second": job_speed["routed"],
+            "vanilla_job_tokens_per_second": job_speed["vanilla param-fair"]}
+
+
+def job_speeds(runs: dict, corpus_name: str) -> dict:
+    """Median training tokens per second of each main model during its training runs."""
+    return {name: float(np.median([r.tokens_per_second for r in runs_of(runs, corpus_name, name)]))
+            for name in MAIN}
+
+
+# -- what each pathway contributes ---------------------------------------------------------------
+
+
+def ablation_scores(trained, val_tokens, seq_len: int, runs: dict, main_corpus: str, first_seed) -> dict:
+    """Bits per byte of the trained routed model, whole and with each pathway switched off,
+    and of the models trained without each pathway (None where not trained)."""
+    from .. import evaluate
+    from ..models import routed
+    full = evaluate.score(trained, val_tokens, seq_len).bits_per_byte
+    full_trained = runs[f"{main_corpus}|routed|{first_seed}"].final_val_loss / math.log(2)
+    ablation = {}
+    for pathway in routed.PATHWAYS:
+        with trained.ablate(pathway):
+            off = evaluate.score(trained, val_tokens, seq_len).bits_per_byte
+        key = f"{main_corpus}|routed without {pathway}|{first_seed}"
+        without = runs[key].final_val_loss / math.log(2) if key in runs else None
+        ablation[pathway] = {"switched_off_bpb": off, "trained_without_bpb": without}
+    return {"full_bpb": full, "full_trained_bpb": full_trained, "pathways": ablation}
+
+
+def ablation_table(scores: dict) -> tuple[list, list]:
+    """(header, rows): per pathway, bits per byte switched off and trained without, and
+    each one's change from the full model."""
+    header = ["pathway", "switched off: bits per byte", "change", "trained without: bits per byte", "change"]
+    rows = [["none (full model)", scores["full_bpb"], "—", scores["full_trained_bpb"], "—"]]
+    for pathway, a in scores["pathways"].items():
+        without = a["trained_without_bpb"]
+        rows.append([pathway, a["switched_off_bpb"], f"{a['switched_off_bpb'] - scores['full_bpb']:+.3f}",
+                     without, "—" if without is None else f"{without - scores['full_trained_bpb']:+.3f}"])
+    return header, rows
+
+
+def ablation_summary(scores: dict) -> dict:
+    """The pathway whose loss costs the trained model most, and (when the ablations were
+    trained) the pathways the architecture needs most and least."""
+    p = scores["pathways"]
+    worst = max(p, key=lambda k: p[k]["switched_off_bpb"])
+    retrained = {k: a["trained_without_bpb"] for k, a in p.items() if a["trained_without_bpb"] is not None}
+    not_trained = "(not trained in this run)"
+    return {"worst": worst, "worst_cost": p[worst]["switched_off_bpb"] - scores["full_bpb"],
+            "needed": max(retrained, key=retrained.get) if retrained else not_trained,
+            "spare": min(retrained, key=retrained.get) if retrained else not_trained}
+
+
+# -- the published 944K checkpoints --------------------------------------------------------------
+
+
+def published_generation(models: dict, reference: dict, prompt: str = "Once") -> tuple[dict, list]:
+    """({model name: greedy output equals the kit's C engine's}, the blob model's output)
+    for the kit's reference prompt, up to its max_total_tokens."""
+    import torch
+    case = next(c for c in reference["cases"] if c["prompt"] == prompt)
+    once = torch.tensor([list(case["prompt"].encode())])
+    n_new = reference["max_total_tokens"] - once.size(1)
+    generated = {name: m.generate(once, n_new)[0, once.size(1):].tolist() for name, m in models.items()}
+    return {name: g == case["generated_byte_ids"] for name, g in generated.items()}, generated
+
+
+def published_scores(models: dict, kit_val: dict, tokens, max_windows) -> dict:
+    """Per published model: its score on non-overlapping 256-byte windows of `tokens`,
+    beside the kit's reported validation loss."""
+    from .. import evaluate
+    published = {}
+    for name, model in models.items():
+        s = evaluate.score(model, tokens, 256, max_windows=max_windows, batch_size=16)
+        published[name] = {"windows": s.predicted_tokens // 256, "nats_per_byte": s.nats_per_byte,
+                           "bits_per_byte": s.bits_per_byte, "ppl_per_byte": s.ppl_per_byte,
+                           "parameters": model.num_params(), "kit_val_nats_per_byte": kit_val[name]}
+    return published
+
+
+def published_table(published: dict) -> tuple[list, list]:
+    header = ["model", "parameters", "windows", "nats per byte", "bits per byte", "per-byte ppl",
+              "kit's reported val (nats per byte, its split)"]
+    rows = [[name, p["parameters"], p["windows"], p["nats_per_byte"], p["bits_per_byte"], p["ppl_per_byte"],
+             p["kit_val_nats_per_byte"]] for name, p in published.items()]
+    return header, rows
+
+
+def published_gap_table(published: dict) -> tuple[list, list]:
+    """(header, rows): routed minus vanilla in nats per byte, here and as the kit reports it,
+    and each model's score here minus the kit's reported one."""
+    header = ["nats per byte", "on this sample", "the kit's report (its split)", "difference"]
+    here = published["routed 944K"]["nats_per_byte"] - published["vanilla 944K"]["nats_per_byte"]
+    kit = KIT_944K_VAL_NATS["routed"] - KIT_944K_VAL_NATS["vanilla"]
+    rows = [["routed minus vanilla", here, kit, here - kit]]
+    rows += [[name, p["nats_per_byte"], p["kit_val_nats_per_byte"], p["nats_per_byte"] - p["kit_val_nats_per_byte"]]
+             for name, p in published.items()]
+    return header, rows
