@@ -3,6 +3,7 @@ the one training recipe, and the budget search that picks each budget's configur
 """
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -249,3 +250,122 @@ def finalists(result: SearchResult) -> list[AttoConfig]:
     if deep and not result.best.n_hidden2:
         out.append(min(deep, key=lambda lc: lc[0])[1])
     return out
+
+
+# -----------------------------------------------------------------------------
+# the whole series: every budget searched, its finalists trained, the winner with every seed
+
+def search_series(budgets, train_tokens, val_search, *, heatmap_budget, heatmap_widths, heatmap_fulls,
+                  n_widths: int, fulls, **search_kw) -> dict:
+    """{budget: SearchResult}, in budget order. The heat-map budget searches the wider grid
+    (heatmap_widths x heatmap_fulls); every other budget the n_widths largest widths x fulls.
+    search_kw: steps, batch_size, seq_len, lr, seed, variants (search_budget)."""
+    from ..progress import progress
+    search = {}
+    for budget in progress(budgets, desc="search"):
+        if budget == heatmap_budget:
+            search[budget] = search_budget(budget, train_tokens, val_search, widths=heatmap_widths,
+                                           fulls=heatmap_fulls, **search_kw)
+        else:
+            search[budget] = search_budget(budget, train_tokens, val_search, n_widths=n_widths,
+                                           fulls=fulls, **search_kw)
+    return search
+
+
+@dataclass
+class SeriesRuns:
+    """The full-length runs of the series."""
+    chosen: dict           # budget -> the kept AttoConfig
+    finalist_losses: dict  # budget -> [(describe, loss on the search's part of validation)] at the first seed
+    losses: dict           # budget -> {seed: nats per character on the whole validation split}
+    seconds: dict          # budget -> {seed: training seconds}
+    models: dict           # budget -> the first seed's trained model
+
+
+def train_series(search: dict, train_tokens, val_tokens, val_search, *, seeds, steps: int, batch_size: int,
+                 seq_len: int) -> SeriesRuns:
+    """Per budget (in order): every finalist trains with the first seed and the one with the
+    lower stream_loss on `val_search` is kept; the kept configuration then trains with the
+    other seeds. Every run uses its search's learning rate and is scored on all of val_tokens."""
+    from ..progress import progress
+    trainer_val = val_tokens[: 2 * seq_len + 1]
+
+    def run(cfg, budget, seed):
+        return train_atto(cfg, train_tokens, trainer_val, steps=steps, batch_size=batch_size, seq_len=seq_len,
+                          lr=search[budget].lr, seed=seed, progress_desc=f"atto-{budget} seed {seed}")
+
+    out = SeriesRuns({}, {}, {}, {}, {})
+    for budget in progress(list(search), desc="final"):
+        first = {}
+        for cfg in finalists(search[budget]):
+            model, res = run(cfg, budget, seeds[0])
+            first[cfg] = (stream_loss(model, val_search), model, res)
+        cfg = min(first, key=lambda c: first[c][0])
+        out.chosen[budget] = cfg
+        out.finalist_losses[budget] = [(c.describe(), v[0]) for c, v in first.items()]
+        out.losses[budget], out.seconds[budget] = {}, {}
+        for s in seeds:
+            model, res = first[cfg][1:] if s == seeds[0] else run(cfg, budget, s)
+            out.losses[budget][s] = stream_loss(model, val_tokens)
+            out.seconds[budget][s] = res.train_seconds
+            if s == seeds[0]:
+                out.models[budget] = model
+    return out
+
+
+TRANSFORMER_LR = 1e-2  # attention trains less stably at atto's 3e-2
+
+
+def train_transformers(budgets, train_tokens, val_tokens, *, seed: int, steps: int, block: int,
+                       chars_per_step: int, lr: float = TRANSFORMER_LR) -> dict:
+    """{budget: {config, loss, seconds, tokens}, or None where no transformer fits}: the
+    contrast transformer with exactly the budget's parameters, trained by train_recipe on
+    about chars_per_step characters a step and scored in windows of its block size."""
+    from ..models import tiny_transformer
+    from ..progress import progress
+    from ..train import evaluate_loss
+    out = {}
+    for budget in progress(budgets, desc="transformer"):
+        cfg = tiny_transformer.contrast_config(budget, block)
+        if cfg is None:
+            out[budget] = None
+            continue
+        torch.manual_seed(seed)
+        model = tiny_transformer.TinyTransformer(cfg)
+        if model.num_params() != budget:
+            raise ValueError(f"transformer for {budget} has {model.num_params()} parameters")
+        batch = max(1, chars_per_step // cfg.block_size)
+        res = train_recipe(model, train_tokens, val_tokens[: 2 * cfg.block_size + 1], steps=steps, batch_size=batch,
+                           seq_len=cfg.block_size, lr=lr, seed=seed, progress_desc=f"transformer-{budget}")
+        out[budget] = {"config": cfg, "loss": evaluate_loss(model, val_tokens, cfg.block_size, batch_size=256),
+                       "seconds": res.train_seconds, "tokens": steps * batch * cfg.block_size}
+    return out
+
+
+def continuations(model, vocab: AttoVocab, prompts, n_chars: int, temperature: float, seed: int) -> dict:
+    """{prompt: {greedy, sampled}}: n_chars after each prompt, argmax and sampled at
+    `temperature` from a torch.Generator seeded seed + the prompt's index."""
+    out = {}
+    for i, prompt in enumerate(prompts):
+        ids = torch.from_numpy(vocab.encode(prompt))[None]
+        greedy = vocab.decode(model.generate(ids, n_chars, greedy=True)[0, ids.shape[1]:].numpy())
+        g = torch.Generator().manual_seed(seed + i)
+        sampled = model.generate(ids, n_chars, temperature=temperature, generator=g)[0, ids.shape[1]:]
+        out[prompt] = {"greedy": greedy, "sampled": vocab.decode(sampled.numpy())}
+    return out
+
+
+def export_web(folder, models: dict, vocab: AttoVocab, infos: dict, probe_tokens) -> dict:
+    """Write every model ({budget: model}) as atto-<budget>.json (+ .js) and models.json into
+    `folder` (formats.atto_json.write_web_folder), read each file back and check that it gives
+    bit-identical logits on probe_tokens. Returns the manifest."""
+    from ..formats import atto_json
+    entries = [{"name": f"atto-{b}", "model": m, "vocab": vocab, "info": infos[b]} for b, m in models.items()]
+    manifest = atto_json.write_web_folder(folder, entries)
+    probe = torch.from_numpy(np.asarray(probe_tokens))[None]
+    for e in entries:
+        back, _ = atto_json.load(Path(folder) / f"{e['name']}.json")
+        a, b = e["model"](probe), back(probe)
+        if not torch.equal(a.view(torch.int32), b.view(torch.int32)):
+            raise ValueError(f"{e['name']}: the exported file does not give bit-identical logits")
+    return manifest

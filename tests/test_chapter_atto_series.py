@@ -1,0 +1,158 @@
+"""Chapter 1's analysis: the series' training loop, the comparisons with atto and the
+transformer, and the claims the intro's table reads."""
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from atome_core.chapters import atto_comparison as ac
+from atome_core.chapters import atto_series
+from atome_core.models.atto import AttoConfig, AttoModel, AttoVocab
+
+TEXT = "to be or not to be, that is the question: whether 'tis nobler in the mind to suffer\n" * 20
+
+
+def _search(shape_losses, variant_losses=(), lr_losses=None, configs=None):
+    best_key = min(shape_losses, key=shape_losses.get)
+    cfg = AttoConfig(n_embd=2, n_full=0, n_diag=1)
+    return atto_series.SearchResult(256, dict(shape_losses), configs or {k: cfg for k in shape_losses},
+                                    list(variant_losses), cfg, shape_losses[best_key], 0.5, 0.03,
+                                    lr_losses or {0.03: shape_losses[best_key]})
+
+
+def _comparison(rows):
+    return {str(b): {"ours_seed0": s0, "ours_mean": mean, "transformer": t} for b, (s0, mean, t) in rows.items()}
+
+
+def test_claims_count_the_budgets_where_the_transformer_beat_our_first_seed_among_those_where_one_fits():
+    comparison = _comparison({64: (4.0, 4.1, None), 128: (3.5, 3.4, 3.6), 256: (3.0, 3.2, 2.9),
+                              8192: (2.0, 2.1, 1.9)})
+    claims = ac.comparison_claims(comparison)
+    assert claims["transformer_better_budgets"][0] == 2 and claims["compared_budgets"][0] == 3
+    assert claims["atto_8192_nats_per_char"] == (2.1, "nats per character", None)
+    assert claims["atto_64_nats_per_char"][0] == 4.1
+
+
+def test_a_claim_for_a_budget_that_was_not_trained_says_why():
+    value, unit, reason = ac.comparison_claims(_comparison({64: (4.0, 4.1, None)}))["atto_8192_nats_per_char"]
+    assert value is None and "8,192" in reason and unit == "nats per character"
+
+
+def test_verdicts_judge_atto_by_the_mean_over_seeds_and_the_transformer_by_the_first_seed():
+    budgets = [64, 256, 8192, 100]
+    spread = {64: np.array([2.50, 2.56]), 256: np.array([2.0, 3.0]), 8192: np.array([2.0, 2.2]),
+              100: np.array([1.0, 1.0])}
+    ours = {b: float(s[0]) for b, s in spread.items()}
+    tf = {64: None, 256: {"loss": 1.9}, 8192: {"loss": 2.1}, 100: {"loss": 1.5}}
+    v = ac.verdicts(budgets, ours, spread, tf)
+    assert v["wins"] == [64] and v["losses"] == [256, 8192, 100]   # 100 was never published: not a win
+    assert v["narrow"] == [64]                 # 2.59 - 2.53 is less than two sd of (2.50, 2.56)
+    assert v["tf_better"] == [256]             # 1.9 < 2.0; at 8192 2.1 > 2.0
+    assert v["tf_gap"] == pytest.approx(np.mean([1.9 - 2.0, 2.1 - 2.0, 1.5 - 1.0]))
+
+
+def test_a_win_by_more_than_two_standard_deviations_is_not_narrow():
+    spread = {64: np.array([2.0, 2.02])}
+    assert ac.verdicts([64], {64: 2.0}, spread, {64: None})["narrow"] == []
+
+
+def test_comparison_metrics_keep_only_published_budgets_and_a_zero_sd_for_one_seed():
+    spread = {64: np.array([2.5]), 100: np.array([1.0])}
+    m = ac.comparison_metrics([64, 100], {64: 2.5, 100: 1.0}, spread, {64: None, 100: None})
+    assert list(m) == ["64"] and m["64"]["ours_sd"] == 0.0 and m["64"]["transformer"] is None
+    assert m["64"]["ours_bits"] == pytest.approx(2.5 / math.log(2))
+
+
+def test_heatmap_grid_places_each_loss_and_leaves_cells_without_a_configuration_empty():
+    result = _search({(4, 1): 2.5, (8, 2): 2.3, (16, 1): 9.0})
+    grid = ac.heatmap_grid(result, [4, 8], [1, 2])
+    assert grid[0, 0] == 2.5 and grid[1, 1] == 2.3 and np.isnan(grid[0, 1]) and np.isnan(grid[1, 0])
+    assert ac.heatmap_extremes(result, [4, 8], [1, 2]) == {"best": (8, 2, 2.3), "worst": (4, 1, 2.5)}
+    with pytest.raises(ValueError):
+        ac.heatmap_extremes(result, [32], [1])
+
+
+def test_variant_rows_give_each_change_against_the_best_shape_and_skip_budgets_without_variants():
+    cfg = AttoConfig(n_embd=2, n_full=0, n_diag=3)
+    searched = _search({(2, 0): 3.0, (4, 2): 2.8}, [(cfg, 2.7)], {0.03: 2.7, 0.06: 2.9})
+    rows = ac.variant_rows({256: searched, 512: _search({(2, 0): 3.0})})
+    assert [r[0] for r in rows] == [256, 256, 256]
+    assert rows[0] == [256, cfg.describe(), 2.7, "-0.100"] and rows[2][3] == "+0.100"
+
+
+def test_finalist_rows_mark_the_kept_configuration_only_where_there_were_two():
+    a, b = AttoConfig(n_embd=2, n_full=0, n_diag=1), AttoConfig(n_embd=2, n_full=0, n_diag=2)
+    runs = atto_series.SeriesRuns({64: a, 128: b}, {64: [(a.describe(), 3.0)],
+                                                    128: [(a.describe(), 3.0), (b.describe(), 2.9)]}, {}, {}, {})
+    assert ac.finalist_rows(runs) == [[128, a.describe(), 3.0, False], [128, b.describe(), 2.9, True]]
+
+
+def test_shortfall_reasons_depend_on_the_budget_and_on_the_count_tables():
+    counts = {"unigram counts": 3.3, "bigram counts": 2.46, "trigram counts": 2.0}
+    ours = {64: 3.0, 256: 2.6, 8192: 2.0}
+    spread = {b: np.array([v, v + 0.05]) for b, v in ours.items()}
+    rows = ac.shortfall_rows([64, 256, 8192], ours, spread, counts, passes=0.5)
+    assert "0.300 nats/char below the context-free unigram table" in rows[0][3]
+    assert "bigram table" in rows[1][3] and "0.140 above" in rows[1][3]
+    assert "0.050 nats/char" in rows[2][3] and "0.50 passes" in rows[2][3] and rows[2][2] == "1.91"
+
+
+def test_monotone_steps_counts_the_falls_from_one_budget_to_the_next():
+    assert ac.monotone_steps([1, 2, 3, 4], {1: 3.0, 2: 2.5, 3: 2.6, 4: 2.0}) == 2
+
+
+def test_count_models_fall_with_context_on_a_repetitive_text():
+    vocab = AttoVocab.from_text(TEXT, 64)
+    ids = vocab.encode(TEXT)
+    losses = ac.count_model_losses(ids[:1500], ids[1500:])
+    assert list(losses) == list(ac.COUNT_MODELS)
+    assert losses["trigram counts"] < losses["bigram counts"] < losses["unigram counts"]
+    assert [r[3] for r in ac.count_model_rows(losses)] == [64, 4096, 262144]
+
+
+def test_train_series_keeps_the_better_finalist_then_trains_it_with_the_other_seeds(monkeypatch):
+    a, b = AttoConfig(n_embd=2, n_full=0, n_diag=1), AttoConfig(n_embd=2, n_full=0, n_diag=2)
+    calls = []
+
+    def fake_train(cfg, train, val, *, steps, batch_size, seq_len, lr, seed, progress_desc):
+        calls.append((cfg, seed, lr))
+        return SimpleNamespace(cfg=cfg, seed=seed), SimpleNamespace(train_seconds=1.0 + seed)
+
+    monkeypatch.setattr(atto_series, "train_atto", fake_train)
+    monkeypatch.setattr(atto_series, "finalists", lambda s: [a, b])
+    monkeypatch.setattr(atto_series, "stream_loss",
+                        lambda m, tokens: (3.0 if m.cfg is a else 2.0) + 0.1 * m.seed + (len(tokens) == 100))
+    search = {256: SimpleNamespace(lr=0.06)}
+    runs = atto_series.train_series(search, np.zeros(500), np.zeros(100), np.zeros(50), seeds=[0, 1, 2],
+                                    steps=1, batch_size=1, seq_len=4)
+    assert calls == [(a, 0, 0.06), (b, 0, 0.06), (b, 1, 0.06), (b, 2, 0.06)]
+    assert runs.chosen[256] is b and runs.finalist_losses[256] == [(a.describe(), 3.0), (b.describe(), 2.0)]
+    assert runs.losses[256] == pytest.approx({0: 3.0, 1: 3.1, 2: 3.2})   # scored on the whole validation split
+    assert runs.seconds[256] == {0: 1.0, 1: 2.0, 2: 3.0} and runs.models[256].seed == 0
+
+
+def test_continuations_are_reproducible_and_sampling_depends_on_the_seed():
+    vocab = AttoVocab.from_text(TEXT, 64)
+    torch.manual_seed(0)
+    model = AttoModel(AttoConfig(n_embd=4, n_full=2, n_hidden=8, nonlinearity="relu"))
+    one = atto_series.continuations(model, vocab, ("to", "be"), 20, 1.0, seed=3)
+    assert one == atto_series.continuations(model, vocab, ("to", "be"), 20, 1.0, seed=3)
+    assert list(one) == ["to", "be"] and all(len(g["greedy"]) == len(g["sampled"]) == 20 for g in one.values())
+    other = atto_series.continuations(model, vocab, ("to", "be"), 20, 1.0, seed=4)
+    assert other["to"]["greedy"] == one["to"]["greedy"] and other["to"]["sampled"] != one["to"]["sampled"]
+
+
+def test_export_web_writes_every_model_and_the_manifest_with_reloadable_files(tmp_path):
+    vocab = AttoVocab.from_text(TEXT, 64)
+    torch.manual_seed(0)
+    models = {64: AttoModel(AttoConfig(n_embd=1, n_full=0, skip=True)),
+              128: AttoModel(AttoConfig(n_embd=2, n_full=0, n_diag=1))}
+    infos = {b: {"val_loss_nats": 3.0} for b in models}
+    manifest = ac.json_size_rows(atto_series.export_web(tmp_path, models, vocab, infos, vocab.encode(TEXT[:64])))
+    assert [r[0] for r in manifest] == ["atto-64", "atto-128"] and manifest[0][2] == "1.8 KB"
+    listed = json.loads((tmp_path / "models.json").read_text())
+    assert [m["file"] for m in listed["models"]] == ["atto-64.json", "atto-128.json"]
+    assert (tmp_path / "atto-128.json.js").exists()
