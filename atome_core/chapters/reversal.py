@@ -12,7 +12,9 @@ inputs and correlates with per-token loss":
    probability (MSP)? AUROC with a stratified bootstrap interval.
 
 Statistics are plain numpy: average ranks for ties, AUROC as the Mann-Whitney U
-statistic, percentile bootstrap intervals from a seeded generator.
+statistic, percentile bootstrap intervals from a seeded generator. The chapter's own
+reading of them (its tables, its verdicts, its figure of the router) follows the
+statistics; the ladder and the crossover's tables are in chapters.reversal_ladder.
 """
 import math
 
@@ -259,7 +261,187 @@ def entropy_loss_correlations(stats: dict, n_boot: int = 1000, seed: int = 0, le
     return out
 
 
+# -----------------------------------------------------------------------------
+# the chapter's router measurements, and how they read
 
+DETECTORS = {"entropy_mean": "router entropy", "loss": "loss", "one_minus_msp": "1 − MSP"}
+OTHER_BOOKS = ("alice", "moby")
+
+
+def ci_text(stat: dict, digits: int = 3) -> str:
+    """An estimate with its interval: "0.612 [0.540, 0.688]"."""
+    return f"{stat['estimate']:.{digits}f} [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
+
+
+def strength(rho: float) -> str:
+    """The conventional label for the size of a correlation."""
+    a = abs(rho)
+    return "negligible" if a < 0.1 else "weak" if a < 0.3 else "moderate" if a < 0.5 else "strong"
+
+
+def other_books() -> dict:
+    """The out-of-domain books of the corpus registry, as bytes."""
+    from .. import data
+    return {name: data.encode_bytes(data.load_corpus(name).text) for name in OTHER_BOOKS}
+
+
+def ood_window_sets(in_domain_tokens, books: dict, n_windows: int, seed: int) -> dict:
+    """{name: windows} of each out-of-domain text: the books, then the in-domain bytes shuffled."""
+    texts = {**books, "shuffled in-domain bytes": shuffled_bytes(in_domain_tokens, seed)}
+    return {name: windows(t, 256, n_windows) for name, t in texts.items()}
+
+
+def analyse_router(model, in_stats: dict, in_tokens, books: dict, *, ood_windows: int, bootstrap: int,
+                   spearman_windows: int, spearman_bootstrap: int, skip_first: int, seed: int,
+                   label: str = "") -> dict:
+    """Detection (the DETECTORS' AUROCs per out-of-domain text) and the entropy-loss
+    correlations of a routed model; in_stats: per_token_stats of its in-domain windows."""
+    out_stats = {name: per_token_stats(model, w, batch_size=16, desc=f"{label}: {name}")
+                 for name, w in ood_window_sets(in_tokens, books, ood_windows, seed).items()}
+
+    def shown(scores):   # the detectors of the tables (per-layer AUROCs would cost bootstrap time unseen)
+        return {k: v for k, v in scores.items() if k in DETECTORS}
+
+    detection = detection_table(shown(window_scores(in_stats)),
+                                {n: shown(window_scores(s)) for n, s in out_stats.items()},
+                                n_boot=bootstrap, seed=seed)
+    subset = {k: (v[:spearman_windows] if k != "router_entropy" else v[:, :spearman_windows])
+              for k, v in in_stats.items()}
+    corr = entropy_loss_correlations(subset, n_boot=spearman_bootstrap, seed=seed)
+    corr_late = entropy_loss_correlations(
+        {**subset, "router_entropy": subset["router_entropy"].mean(axis=0, keepdims=True)},
+        n_boot=spearman_bootstrap, seed=seed, skip_first=skip_first)["layer_0"]
+    return {"detection": detection, "correlation": corr, "correlation_after_first": corr_late,
+            "mean_entropy_in": float(in_stats["router_entropy"].mean()),
+            "mean_entropy_out": {n: float(s["router_entropy"].mean()) for n, s in out_stats.items()}}
+
+
+def analyse_routed_models(models: dict, val_tokens, books: dict, device: str, threads, **options) -> dict:
+    """analyse_router for each {size: model}, the validation bytes as in-domain text."""
+    from ..train import torch_threads
+    out = {}
+    for size, model in models.items():
+        model.to(device)
+        in_windows = windows(val_tokens, 256, options["ood_windows"])
+        with torch_threads(threads):
+            in_stats = per_token_stats(model, in_windows, batch_size=16, desc=f"routed {size}")
+            out[size] = analyse_router(model, in_stats, val_tokens, books, label=f"routed {size}", **options)
+    return out
+
+
+def correlation_rows(result: dict, n_layers: int, skip_first: int) -> tuple[list, list]:
+    """(header, rows) of the entropy-loss correlations: per layer, their mean, the mean late in windows."""
+    corr = result["correlation"]
+    labelled = [(str(layer), corr[f"layer_{layer}"]) for layer in range(n_layers)]
+    labelled += [("mean over layers", corr["mean_over_layers"]),
+                 (f"mean over layers, positions ≥ {skip_first}", result["correlation_after_first"])]
+    header = ["layer", "Spearman ρ (entropy, loss)", "tokens", "windows"]
+    return header, [[name, ci_text(c), c["n_pairs"], c["n_units"]] for name, c in labelled]
+
+
+def detection_rows(detection: dict) -> tuple[list, list]:
+    """(header, rows): each out-of-domain text's AUROC under each detector."""
+    header = ["out-of-domain text", *(f"AUROC: {v}" for v in DETECTORS.values())]
+    return header, [[source, *(ci_text(row[d]) for d in DETECTORS)] for source, row in detection.items()]
+
+
+def router_verdict(result: dict) -> dict:
+    """How the router's measurements read: the correlation's strength, its strongest layer, and
+    per out-of-domain text whether the entropy separates better than the best no-router baseline
+    (the paired bootstrap interval of the difference in distance from chance excludes 0)."""
+    corr = result["correlation"]
+    best_layer = max((k for k in corr if k.startswith("layer_")), key=lambda k: abs(corr[k]["estimate"]))
+    rows, wins = [], 0
+    for source, row in result["detection"].items():
+        e = row["entropy_mean"]
+        base = max(BASELINES, key=lambda d: abs(row[d]["estimate"] - 0.5))
+        diff = row[f"entropy_vs_{base}"]
+        if diff["low"] > 0:
+            wins += 1
+            compare = "separates better"
+        elif diff["high"] < 0:
+            compare = "separates worse"
+        else:
+            compare = "not distinguishable"
+        side = ("interval includes chance" if e["low"] <= 0.5 <= e["high"]
+                else "higher out of domain" if e["estimate"] > 0.5 else "lower out of domain")
+        rows.append([source, ci_text(e), side, f"{DETECTORS[base]}: {ci_text(row[base])}", compare, ci_text(diff)])
+    header = ["out-of-domain text", "AUROC: router entropy", "routing entropy", "best baseline: AUROC",
+              "entropy against it", "difference in distance from chance"]
+    return {"strength": strength(corr["mean_over_layers"]["estimate"]), "rho": ci_text(corr["mean_over_layers"]),
+            "rho_late": ci_text(result["correlation_after_first"]), "best_layer": best_layer.replace("_", " "),
+            "best_rho": ci_text(corr[best_layer]), "wins": wins, "header": header, "rows": rows}
+
+
+def router_glue(result: dict | None) -> dict:
+    """The router paragraph's text for {glue:text}: "n/a" where the published model is absent."""
+    if not result:
+        return {"router_strength": "not measured", "router_wins": "n/a", "router_aurocs": "n/a",
+                "router_sources": "n/a",
+                "router_conclusion": "The published model is absent from this build.",
+                **{k: "n/a" for k in ("router_rho", "router_rho_late", "router_best_layer", "router_best_rho")}}
+    v = router_verdict(result)
+    n = len(result["detection"])
+    return {"router_strength": v["strength"], "router_rho": v["rho"], "router_rho_late": v["rho_late"],
+            "router_best_layer": v["best_layer"], "router_best_rho": v["best_rho"],
+            "router_wins": str(v["wins"]), "router_sources": str(n),
+            "router_aurocs": ", ".join(f"{src} {row['entropy_mean']['estimate']:.3f}"
+                                       for src, row in result["detection"].items()),
+            "router_conclusion": ("At this scale the routing entropy is not a more useful signal than the loss "
+                                  "or MSP the model already gives." if v["wins"] < n else
+                                  "Here the routing entropy is a better detector than the loss or MSP.")}
+
+
+def trained_rows(router_ours: dict) -> tuple[list, list]:
+    """(header, rows): per trained rung, the correlation and each text's AUROC per detector."""
+    header = ["rung", "ρ (mean entropy, loss)", "out-of-domain text",
+              *(f"AUROC: {v}" for v in DETECTORS.values())]
+    rows = []
+    for size, res in router_ours.items():
+        for i, (source, row) in enumerate(res["detection"].items()):
+            first = i == 0
+            rows.append([size if first else "", ci_text(res["correlation"]["mean_over_layers"]) if first else "",
+                         source, *(ci_text(row[d]) for d in DETECTORS)])
+    return header, rows
+
+
+def trained_wins_text(router_ours: dict) -> str:
+    """"0 of 3 texts at 15k, 1 of 3 texts at 60k": where entropy beats the best baseline."""
+    if not router_ours:
+        return "no rung (none trained)"
+    return ", ".join(f"{router_verdict(res)['wins']} of {len(res['detection'])} texts at {size}"
+                     for size, res in router_ours.items())
+
+
+def router_figure(result: dict, n_layers: int):
+    """Per-layer Spearman ρ with its interval, and each detector's AUROC per out-of-domain text."""
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    corr = result["correlation"]
+    keys = [f"layer_{i}" for i in range(n_layers)] + ["mean_over_layers"]
+    est = np.array([corr[k]["estimate"] for k in keys])
+    ax1.errorbar(range(len(keys)), est, yerr=[est - [corr[k]["low"] for k in keys], [corr[k]["high"] for k in keys] - est],
+                 fmt="o", capsize=3)
+    ax1.axhline(0, color="k", lw=0.8)
+    ax1.set_xticks(range(len(keys)), [k.replace("layer_", "").replace("mean_over_layers", "mean") for k in keys])
+    ax1.set_xlabel("layer")
+    ax1.set_ylabel("Spearman ρ")
+    ax1.set_title("routing entropy vs next-byte loss, per token", fontsize=9, loc="left")
+    det = result["detection"]
+    width = 0.25
+    for j, (d, label) in enumerate(DETECTORS.items()):
+        vals = np.array([det[s][d]["estimate"] for s in det])
+        lo = vals - [det[s][d]["low"] for s in det]
+        hi = np.array([det[s][d]["high"] for s in det]) - vals
+        ax2.bar(np.arange(len(det)) + (j - 1) * width, vals, width, yerr=[lo, hi], capsize=2, label=label, color=f"C{j}")
+    ax2.axhline(0.5, color="k", ls="--", lw=0.8)
+    ax2.set_xticks(range(len(det)), list(det), fontsize=8)
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("AUROC (out-of-domain positive)")
+    ax2.set_title("telling TinyStories from other text, per window", fontsize=9, loc="left")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 # -----------------------------------------------------------------------------
