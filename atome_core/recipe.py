@@ -14,16 +14,15 @@ import numpy as np
 import torch
 
 from .evaluate import deployed_bytes
+from .models import family as family_classes
 from .models.presets import (
     FAMILIES,
-    MODEL_CLASSES,
     SIZES,
     build_model,
-    check_cell,
     count_params,
     ladder_config,
 )
-from .train import TrainConfig, TrainJob, run_job
+from .train import TrainConfig, TrainJob, load_state, run_job
 
 
 def ladder_table(sizes=SIZES, families=FAMILIES) -> list[dict]:
@@ -117,14 +116,15 @@ def cell_name(family: str, size: str, seed: int) -> str:
 
 
 def cell_job(family: str, size: str, tokens: int, seed: int, train_tokens, val_tokens,
-             recipe="cpu", device: str = "auto", eval_every: int = 0) -> TrainJob:
-    """A TrainJob for one ladder cell (for atome_core.train.run_jobs: many cells in parallel)."""
-    check_cell(family, size)
+             recipe="cpu", device: str = "auto", eval_every: int = 0, **overrides) -> TrainJob:
+    """A TrainJob for one ladder cell (for atome_core.train.run_jobs: many cells in parallel).
+    `overrides`: fields of the rung's config to change (e.g. top_k=2)."""
+    model_config = ladder_config(family, size, **overrides)
     cfg = train_config(recipe, tokens, seed, device, eval_every)
     if len(val_tokens) < cfg.seq_len + 1:
         raise ValueError(f"{len(val_tokens)} validation bytes are too few for one {cfg.seq_len}-byte window")
-    return TrainJob(name=cell_name(family, size, seed), model_class=MODEL_CLASSES[family],
-                    model_config=ladder_config(family, size), train_tokens=np.asarray(train_tokens),
+    return TrainJob(name=cell_name(family, size, seed), model_class=family_classes(family)[1],
+                    model_config=model_config, train_tokens=np.asarray(train_tokens),
                     val_tokens=np.asarray(val_tokens), cfg=cfg, init_seed=seed,
                     # on a GPU let torch use the CPU threads it likes; on CPU one per run
                     threads=None if cfg.device.startswith("cuda") else 1)
@@ -133,8 +133,7 @@ def cell_job(family: str, size: str, tokens: int, seed: int, train_tokens, val_t
 def cell_result(job: TrainJob, result) -> dict:
     """Summary of a finished cell (a JobResult of run_jobs)."""
     family, size, seed = job.name.split("|")
-    model = MODEL_CLASSES[family](job.model_config)
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in result.state_dict.items()})
+    model = load_state(job.model_class(job.model_config), result.state_dict)
     return {"family": family, "size": size, "seed": int(seed), "params": result.num_params,
             "deployed": deployed_bytes(model), "steps": job.cfg.steps,
             "tokens": job.cfg.steps * job.cfg.batch_size * job.cfg.seq_len * job.cfg.grad_accum,
@@ -144,14 +143,19 @@ def cell_result(job: TrainJob, result) -> dict:
 
 
 def train_cell(family: str, size: str, tokens: int, seed: int, train_tokens, val_tokens,
-               recipe="cpu", device: str = "auto") -> tuple[dict, torch.nn.Module]:
-    """Train one ladder cell in this process: (summary dict, trained model in eval mode)."""
-    job = cell_job(family, size, tokens, seed, train_tokens, val_tokens, recipe, device)
+               recipe="cpu", device: str = "auto", out=None, info: dict | None = None,
+               **overrides) -> tuple[dict, torch.nn.Module]:
+    """Train one ladder cell in this process: (summary dict, trained model in eval mode).
+    `out`: also write the model file (atome_core.formats.model_file) there, with the
+    summary and `info` as its info; `overrides`: fields of the rung's config to change."""
+    job = cell_job(family, size, tokens, seed, train_tokens, val_tokens, recipe, device, **overrides)
     result = run_job(job)
     summary = cell_result(job, result)
-    model = MODEL_CLASSES[family](job.model_config)
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in result.state_dict.items()})
-    return summary, model.eval()
+    model = load_state(job.model_class(job.model_config), result.state_dict)
+    if out is not None:
+        from .formats.model_file import save_model
+        save_model(model, out, info={**summary, **(info or {})})
+    return summary, model
 
 
 # -----------------------------------------------------------------------------

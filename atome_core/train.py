@@ -9,7 +9,8 @@ Determinism: the batches come from a numpy Generator seeded with cfg.seed, the
 model has no dropout, so on CPU the same seed gives the same losses bit for bit.
 
 Checkpoints are one safetensors file (model, optimizer moments, torch RNG state)
-whose metadata holds a JSON record (step, batch RNG state, config, history), plus
+whose metadata holds a JSON record (step, batch RNG state, config, history, and the
+model's family and config, so `atome export` reads a checkpoint as a model file), plus
 a human-readable JSON sidecar (`<path>.json`, informational only). The file is
 written to a temporary name and renamed, so a crash never leaves half a checkpoint.
 Resuming from step k replays exactly the steps k+1.. of an uninterrupted run.
@@ -27,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from .files import write_atomic
+from .formats.model_file import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+from .models import family_of
 from .progress import progress
 
-CHECKPOINT_FORMAT = "atome-train-checkpoint-1"
 # fields that may differ between the run that wrote a checkpoint and the one that resumes it
 RESUMABLE_CHANGES = {"checkpoint_path", "checkpoint_every", "log_every", "eval_every", "eval_batches",
                      "device", "resume"}
@@ -202,6 +204,8 @@ def save_checkpoint(path, model, optimizer, step: int, rng: np.random.Generator,
         "format": CHECKPOINT_FORMAT, "step": step, "config": _config_dict(cfg),
         "numpy_rng": rng.bit_generator.state, "param_groups": opt["param_groups"],
         "history": history, "state": state, "model_class": type(model).__name__,
+        "family": family_of(model),
+        "model_config": dataclasses.asdict(model.cfg) if family_of(model) else None,
     }
     write_atomic(path, save(tensors, metadata={"atome": json.dumps(record)}))
     sidecar = {k: v for k, v in record.items() if k not in ("history",)}

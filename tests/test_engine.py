@@ -259,10 +259,11 @@ def test_published_greedy_generation_equals_the_kits_reference(blob_944k):
 # -- the loader: every malformed blob refused, with the reader's error ---------------------------
 
 
-@pytest.mark.parametrize("name, data, config", E.malformed_cases(), ids=lambda v: v if isinstance(v, str) else "")
-def test_malformed_blob_is_refused_by_c_with_the_readers_error(name, data, config):
+@pytest.mark.parametrize("name, error, data, config", E.conformance.malformed_catalogue(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_malformed_blob_is_refused_by_c_with_the_readers_error(name, error, data, config):
     agree, py, c = E.same_verdict(data, config)
-    assert py != "OK", f"{name}: the Python reader accepts it, so it is not a malformed case"
+    assert py == error.__name__, f"{name}: the Python reader says {py}, the catalogue {error.__name__}"
     assert agree, f"{name}: Python raises {py}, C says {c}"
     if config is not None or data[:4] == F.MAGIC:   # Model picks the layout by the magic
         with pytest.raises(E.STATUS_ERRORS[c]):
@@ -403,8 +404,8 @@ def test_generate_cli(tmp_path, capsys):
     assert atome_main(["generate", "--blob", str(path), "--prompt", "\x01", "--temperature", "0.9",
                        "--seed", "1", "--ids", "--path", "i8"]) == 0
     assert len(capsys.readouterr().out.split()) == 124
-    assert atome_main(["generate", "--blob", str(tmp_path / "missing"), "--prompt", "x"]) == 1
-    assert atome_main(["generate", "--blob", str(path), "--prompt", "x"]) == 1   # "x" = 120 >= vocab 16
+    assert atome_main(["generate", "--blob", str(tmp_path / "missing"), "--prompt", "x"]) == 2
+    assert atome_main(["generate", "--blob", str(path), "--prompt", "x"]) == 2   # "x" = 120 >= vocab 16
     assert "token ids" in capsys.readouterr().err
 
 

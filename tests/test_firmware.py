@@ -243,7 +243,7 @@ def test_qemu_cli_generates_and_checks(tmp_path, tiny_blob, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "Cortex-M4F" in out and "5/5 tokens, max 0 ULP" in out and "bit-exact" in out
-    assert cli.main(["qemu", "--blob", str(tmp_path / "missing.bin"), "--prompt", "x"]) == 1
+    assert cli.main(["qemu", "--blob", str(tmp_path / "missing.bin"), "--prompt", "x"]) == 2
 
 
 @needs_tools

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from atome_core import formats as F
 from atome_core.chapters import packing as measure
 from atome_core.cli import main as atome_main
+from atome_core.engine.conformance import atmb_damages, entry_offset, patch, with_crc
+from atome_core.engine.conformance import section_table as entries
 from atome_core.paths import shared_interop_dir
 
 TINY = F.RoutedBlobConfig(vocab=16, d_model=8, n_layers=2, d_head=4, top_k=2, kernel=3)
@@ -41,27 +43,6 @@ def assert_tensors_equal(a, b):
             assert np.array_equal(x.view(np.uint32), y.view(np.uint32)), k
         else:
             assert np.array_equal(x, y), k
-
-
-def with_crc(blob: bytes) -> bytes:
-    """Recompute the trailing CRC so that a test reaches the checks behind it."""
-    body = blob[:-4]
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
-def patch(blob: bytes, offset: int, fmt: str, *values) -> bytes:
-    b = bytearray(blob)
-    struct.pack_into(fmt, b, offset, *values)
-    return with_crc(bytes(b))
-
-
-def entry_offset(i: int) -> int:
-    return F.HEADER.size + F.ENTRY.size * i
-
-
-def entries(blob):
-    n = struct.unpack_from("<H", blob, 24)[0]
-    return [F.ENTRY.unpack_from(blob, entry_offset(i)) for i in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -463,15 +444,16 @@ def test_cli_export_and_inspect(tmp_path, capsys):
     capsys.readouterr()
     assert atome_main(["inspect", str(bad)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
-    assert atome_main(["export", str(bad), "-o", str(tmp_path / "x.atmb")]) == 1
+    assert atome_main(["export", str(bad), "-o", str(tmp_path / "x.atmb")]) == 2   # a damaged file: bad input
 
 
-@pytest.mark.parametrize("codec", ["dense", "rans"])
-def test_every_documented_corruption_raises_its_named_error(codec):
-    blob = F.write_blob(TINY, random_tensors(TINY), codec=codec)
-    variants = measure.corrupted_variants(blob)
-    assert len({err for err, _ in variants.values()}) >= 10
-    for what, (err, data) in variants.items():
+@pytest.mark.parametrize("codec", ["dense", "rans", "2bit"])
+@pytest.mark.parametrize("float_dtype", ["float32", "float16"])
+def test_every_catalogued_damage_raises_its_named_error(codec, float_dtype):
+    blob = F.write_blob(TINY, random_tensors(TINY), codec=codec, float_dtype=float_dtype)
+    damages = atmb_damages(blob)
+    assert len({err for _, err, _ in damages}) >= 10
+    for what, err, data in damages:
         with pytest.raises(F.BlobError) as info:
             F.read_blob(data)
         assert type(info.value) is err, what

@@ -171,12 +171,7 @@ def blob_kind(data: bytes) -> str:
 
 def atome01_config(data: bytes, config=None) -> formats.RoutedBlobConfig:
     """The given config, else the preset whose ATOME01 size is the blob's."""
-    if config is not None:
-        return formats.as_config(config)
-    for cfg in formats.PRESETS.values():
-        if formats.legacy_size(cfg) == len(data):
-            return cfg
-    raise formats.LegacySizeError(f"an ATOME01 blob of {len(data)} bytes matches no preset; give its config")
+    return formats.legacy_config(data, config)
 
 
 class Model:

@@ -445,7 +445,7 @@ def firmware_blob(path, config=None) -> tuple[bytes, object, str]:
     data = Path(path).read_bytes()
     if data[:7] == formats.ATOME01_MAGIC:
         return data, E.atome01_config(data, config), "ATOME01, weights read in place"
-    cfg, tensors, kind = formats.load_model_file(path, config)
+    cfg, tensors, kind = formats.load_routed_tensors(path, config)
     if data[:4] == formats.MAGIC:
         info = formats.inspect_blob(data)
         if info.ok and all(s["codec"] in ("raw", "2bit") for s in info.sections):

@@ -2,13 +2,45 @@
 inspection, and the one model-file contract.
 
 - `errors`: the named errors every reader raises (the C engine's status codes map onto them).
-- `routed_shape`: the routed model's tensors as plain NumPy data (names, shapes, presets).
+- `routed_shape`: the routed model's tensors as plain NumPy data (names, shapes, presets);
+  `blob_config` is the one conversion from the model's RoutedConfig to the blob's config.
 - `packing`: trit codecs (2-bit, base-3x5, dense, rANS).
 - `atmb`: ATMB version 1, writer and reader.
 - `legacy`: ATOME01 / ATOME02, the published layouts.
 - `inspect`: what a blob holds and what each section costs.
-- `model_file`: loading any model file the book uses.
+- `model_file`: the one model-file contract (weights + family + config + tokenizer), and
+  any file a routed model lives in read as blob tensors.
+- `published`: the importer of the Atome kit's published .pt checkpoints and blob.
+- `atto_json`: chapter 1's dependency-free JSON export of the atto models.
 """
+from .atmb import (  # noqa: F401
+    ALIGN,
+    CODEC_NAMES,
+    CODEC_RAW,
+    CRC_BYTES,
+    DEFAULT_CODEC,
+    DTYPE_F16,
+    DTYPE_F32,
+    DTYPE_NAMES,
+    DTYPE_TRIT,
+    ENTRY,
+    ENTRY_FIELDS,
+    FLOAT_DTYPES,
+    HEADER,
+    HEADER_FIELDS,
+    MAGIC,
+    SECTIONS,
+    SECTIONS_BY_ID,
+    SECTIONS_BY_NAME,
+    TRIT_SECTION_NAMES,
+    VERSION,
+    Entry,
+    Header,
+    SectionSpec,
+    read_blob,
+    read_blob_file,
+    write_blob,
+)
 from .errors import (  # noqa: F401
     BadHeaderError,
     BadMagicError,
@@ -23,49 +55,10 @@ from .errors import (  # noqa: F401
     TruncatedBlobError,
     UnsupportedVersionError,
 )
-from .routed_shape import (  # noqa: F401
-    ARCH_ROUTED,
-    MAX_DIM,
-    PRESETS,
-    RoutedBlobConfig,
-    as_config,
-    check_tensors,
-    config_from_state_dict,
-    effective_weights,
-    expected_shapes,
-    layer_trit_names,
-    scale_key,
-    tensors_from_state_dict,
-    trit_weight_names,
-    vector_names,
-)
-from .atmb import (  # noqa: F401
-    ALIGN,
-    CODEC_NAMES,
-    CODEC_RAW,
-    CRC_BYTES,
-    DEFAULT_CODEC,
-    DTYPE_F16,
-    DTYPE_F32,
-    DTYPE_NAMES,
-    DTYPE_TRIT,
-    ENTRY,
-    ENTRY_FIELDS,
-    Entry,
-    FLOAT_DTYPES,
-    HEADER,
-    HEADER_FIELDS,
-    Header,
-    MAGIC,
-    SECTIONS,
-    SECTIONS_BY_ID,
-    SECTIONS_BY_NAME,
-    SectionSpec,
-    TRIT_SECTION_NAMES,
-    VERSION,
-    read_blob,
-    read_blob_file,
-    write_blob,
+from .inspect import (  # noqa: F401
+    BlobInfo,
+    format_inspection,
+    inspect_blob,
 )
 from .legacy import (  # noqa: F401
     ATOME01_MAGIC,
@@ -73,6 +66,7 @@ from .legacy import (  # noqa: F401
     LEGACY_CODECS,
     atome01_to_blob,
     blob_to_atome01,
+    legacy_config,
     legacy_item_sizes,
     legacy_layout,
     legacy_size,
@@ -83,18 +77,31 @@ from .legacy import (  # noqa: F401
     write_atome02,
     write_legacy,
 )
-from .inspect import (  # noqa: F401
-    BlobInfo,
-    format_inspection,
-    inspect_blob,
-)
 from .model_file import (  # noqa: F401
     FORMAT,
+    ModelFile,
+    blob_of,
     config_from_dict,
-    families,
-    family_of,
     load_model,
-    load_model_file,
+    load_routed_tensors,
     parse_config_arg,
+    read_model_file,
     save_model,
+)
+from .routed_shape import (  # noqa: F401
+    ARCH_ROUTED,
+    MAX_DIM,
+    PRESETS,
+    RoutedBlobConfig,
+    as_config,
+    blob_config,
+    check_tensors,
+    config_from_state_dict,
+    effective_weights,
+    expected_shapes,
+    layer_trit_names,
+    scale_key,
+    tensors_from_state_dict,
+    trit_weight_names,
+    vector_names,
 )

@@ -19,15 +19,15 @@ from .atmb import (
     _parse_header,
     _parse_table,
 )
-from .errors import BlobError
+from .errors import BlobError, LegacySizeError
 from .legacy import (
     LEGACY_CODECS,
+    legacy_config,
     legacy_item_sizes,
     legacy_layout,
-    legacy_size,
     read_legacy,
 )
-from .routed_shape import PRESETS, RoutedBlobConfig, as_config
+from .routed_shape import RoutedBlobConfig
 
 # -- inspection ------------------------------------------------------------------
 
@@ -109,13 +109,11 @@ def inspect_blob(data, config=None) -> BlobInfo:
 def _inspect_legacy(data: bytes, config) -> BlobInfo:
     magic = data[:7]
     info = BlobInfo(magic.decode(), len(data))
-    if config is None:  # the format has no header: try the known configs by size
-        matches = [c for c in PRESETS.values() if legacy_size(c, magic) == len(data)]
-        if not matches:
-            info.problems.append(f"LegacySizeError: {len(data)} bytes match no known config; give --config")
-            return info
-        config = matches[0]
-    info.config = as_config(config)
+    try:  # the format has no header: without a config, try the presets by size
+        info.config = legacy_config(data, config)
+    except LegacySizeError:
+        info.problems.append(f"LegacySizeError: {len(data)} bytes match no known config; give --config")
+        return info
     try:
         tensors = read_legacy(data, info.config, magic)
     except BlobError as e:

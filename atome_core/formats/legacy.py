@@ -9,6 +9,7 @@ from .atmb import read_blob, write_blob
 from .errors import BadMagicError, CorruptSectionError, LegacySizeError
 from .packing import CodecError
 from .routed_shape import (
+    PRESETS,
     as_config,
     check_tensors,
     expected_shapes,
@@ -54,6 +55,18 @@ def legacy_item_sizes(config, magic: bytes = ATOME01_MAGIC) -> list[tuple[str, i
 def legacy_size(config, magic: bytes = ATOME01_MAGIC) -> int:
     name, offset, size = legacy_item_sizes(config, magic)[-1]
     return offset + size
+
+
+def legacy_config(data: bytes, config=None):
+    """The given config, else the preset whose ATOME01/02 size is the blob's (the layouts
+    have no header); LegacySizeError when none matches."""
+    if config is not None:
+        return as_config(config)
+    magic = bytes(data[:7])
+    for cfg in PRESETS.values():
+        if legacy_size(cfg, magic) == len(data):
+            return cfg
+    raise LegacySizeError(f"{len(data)} bytes match no preset ({', '.join(PRESETS)}); give the config")
 
 
 def _legacy_trit_order(name: str, trits: np.ndarray) -> np.ndarray:

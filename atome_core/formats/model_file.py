@@ -1,111 +1,58 @@
-"""Loading any model file the book uses into (config, tensors).
+"""The one model-file contract, and any file the routed model lives in read as blob tensors.
+
+A model file is one safetensors file: the model's state_dict and, as metadata,
+
+    format     "atome-model-1"
+    family     the model's family in atome_core.models' registry (routed, vanilla, modern, atto)
+    config     the family's config dataclass as JSON (dataclasses.asdict)
+    tokenizer  "" or {"kind": "bytes"}: bytes; {"kind": "chars", "vocab": ...}: atto's
+               characters; else a byte-level BPE (the `tokenizers` library's JSON)
+    info       JSON the trainer keeps beside the weights (scores, corpus); may be absent
+
+Every trainer writes one (`atome train` and recipe.train_cell(out=...), `atome atto
+train`). The trainer's resumable checkpoints (atome_core.train) keep their own format but
+record family and config too, so `read_model_file` reads them as well; a safetensors
+state_dict without metadata reads with neither (the command line's flags fill them in).
+
+`load_model` builds the model. `load_routed_tensors` reads any file a routed model lives
+in (model files, checkpoints, ATMB and ATOME01/02 blobs, the kit's .pt through
+formats.published) as (RoutedBlobConfig, tensors): what `atome export`, `atome generate`
+and `atome qemu` start from.
 """
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
 from ..files import write_atomic
-from .atmb import MAGIC, read_blob
+from .atmb import MAGIC, read_blob, write_blob
 from .errors import ConfigMismatchError, LegacySizeError
-from .legacy import (
-    LEGACY_CODECS,
-    legacy_size,
-    read_legacy,
-)
+from .legacy import ATOME01_MAGIC, LEGACY_CODECS, legacy_config, read_legacy
 from .routed_shape import (
     PRESETS,
     RoutedBlobConfig,
     as_config,
+    blob_config,
     config_from_state_dict,
     tensors_from_state_dict,
 )
 
-# -- files and the command line -------------------------------------------------
-
-
-def parse_config_arg(text: str | None):
-    """--config: a preset name (60k, 944k), a JSON file, or inline JSON; None stays None."""
-    if text is None:
-        return None
-    import json
-    from pathlib import Path
-    if text in PRESETS:
-        return PRESETS[text]
-    source = Path(text).read_text() if Path(text).is_file() else text
-    try:
-        return as_config(json.loads(source))
-    except json.JSONDecodeError:
-        raise ValueError(f"--config {text!r} is neither a preset ({', '.join(PRESETS)}), "
-                         "a JSON file nor JSON") from None
-
-
-def load_model_file(path, config=None, top_k: int = 4) -> tuple[RoutedBlobConfig, dict, str]:
-    """(config, tensors, what it was) from any model file the book uses.
-
-    ATMB blobs carry their config; ATOME01/02 blobs need one (given, or the preset whose
-    size matches); PyTorch checkpoints (.pt, weights_only) and safetensors files (the
-    trainer's checkpoints, "model."-prefixed) are ternarised from their FP32 shadow
-    weights, with the config given, stored in the checkpoint, or read off the shapes.
-    """
-    from pathlib import Path
-    path = Path(path)
-    data = path.read_bytes()
-    cfg = as_config(config) if config is not None else None
-    if data[:4] == MAGIC:
-        blob_cfg, tensors = read_blob(data)
-        if cfg is not None and cfg != blob_cfg:
-            raise ConfigMismatchError(f"{path}: blob config {blob_cfg} differs from the given {cfg}")
-        return blob_cfg, tensors, "ATMB blob"
-    if data[:7] in LEGACY_CODECS:
-        magic = data[:7]
-        if cfg is None:
-            matches = [c for c in PRESETS.values() if legacy_size(c, magic) == len(data)]
-            if not matches:
-                raise LegacySizeError(f"{path}: {len(data)} bytes match no preset; give the config")
-            cfg = matches[0]
-        return cfg, read_legacy(data, cfg, magic), f"{magic.decode()} blob"
-    if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-        raw = load_file(str(path))
-        if any(k.startswith("model.") for k in raw):  # the trainer's checkpoint
-            raw = {k[len("model."):]: v for k, v in raw.items() if k.startswith("model.")}
-        state_dict, kind = raw, "safetensors state_dict"
-    else:
-        import torch
-        ck = torch.load(str(path), weights_only=True, map_location="cpu")
-        if isinstance(ck, dict) and "state_dict" in ck:
-            state_dict = ck["state_dict"]
-            if cfg is None and isinstance(ck.get("config"), dict):
-                cfg = as_config(ck["config"])
-        else:
-            state_dict = ck
-        kind = "PyTorch checkpoint"
-    if cfg is None:
-        cfg = config_from_state_dict(state_dict, top_k=top_k)
-    return cfg, tensors_from_state_dict(state_dict, cfg), kind
-
-
-# -- Save and load any of the book's byte/token models as one safetensors file. --
-
-import dataclasses
-import json
-from pathlib import Path
-
 FORMAT = "atome-model-1"
+TRAIN_CHECKPOINT_FORMAT = "atome-train-checkpoint-1"   # atome_core.train's resumable checkpoints
 
 
-def families() -> dict:
-    """family name -> (config class, model class), imported lazily."""
-    from ..models.modern import ModernConfig, ModernLM
-    from ..models.routed import RoutedConfig, RoutedLM
-    from ..models.vanilla import VanillaConfig, VanillaGPT
-    return {"routed": (RoutedConfig, RoutedLM), "vanilla": (VanillaConfig, VanillaGPT),
-            "modern": (ModernConfig, ModernLM)}
+@dataclass
+class ModelFile:
+    """What a model file holds; family and config are None where the file records none."""
+    family: str | None
+    config: object | None           # the family's config dataclass
+    state_dict: dict                # name -> torch tensor
+    tokenizer: object | None        # None: the file records none
+    info: dict
+    kind: str                       # what the file was, in words
 
 
-def family_of(model) -> str:
-    for name, (_, cls) in families().items():
-        if isinstance(model, cls):
-            return name
-    raise ValueError(f"{type(model).__name__} is not one of the saveable families {list(families())}")
-
+# -- configs and tokenizers as JSON ---------------------------------------------------------
 
 def config_from_dict(cls, d: dict):
     """Rebuild a (possibly nested) config dataclass from asdict() output."""
@@ -126,20 +73,48 @@ def config_from_dict(cls, d: dict):
     return cls(**kwargs)
 
 
-def save_model(model, path, tokenizer=None) -> Path:
-    from safetensors.torch import save
-    path = Path(path)
-    meta = {"format": FORMAT, "family": family_of(model),
-            "config": json.dumps(dataclasses.asdict(model.cfg)),
-            "tokenizer": tokenizer.to_json() if tokenizer is not None else ""}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return write_atomic(path, save(tensors, metadata=meta))
+def tokenizer_json(tokenizer) -> str:
+    from ..models.atto import AttoVocab
+    if tokenizer is None:
+        return ""
+    if isinstance(tokenizer, AttoVocab):
+        return json.dumps({"kind": "chars", "vocab": tokenizer.to_dict()})
+    return tokenizer.to_json()
 
 
-def load_model(path):
-    """(model in eval mode, tokenizer) from a file written by save_model."""
+def tokenizer_from_json(text: str):
     from ..data.tokenizer import BPETokenizer, ByteTokenizer
+    if not text:
+        return ByteTokenizer()
+    kind = json.loads(text).get("kind")
+    if kind == "bytes":
+        return ByteTokenizer()
+    if kind == "chars":
+        from ..models.atto import AttoVocab
+        return AttoVocab.from_dict(json.loads(text)["vocab"])
+    return BPETokenizer.from_json(text)
+
+
+# -- the contract -----------------------------------------------------------------------------
+
+def save_model(model, path, tokenizer=None, info: dict | None = None) -> Path:
+    """Write `model` (a family of atome_core.models) as a model file, atomically."""
+    from safetensors.torch import save
+
+    from ..models import REGISTRY, family_of
+    family = family_of(model)
+    if family is None:
+        raise ValueError(f"{type(model).__name__} is not one of the saveable families {list(REGISTRY)}")
+    meta = {"format": FORMAT, "family": family, "config": json.dumps(dataclasses.asdict(model.cfg)),
+            "tokenizer": tokenizer_json(tokenizer), "info": json.dumps(info or {})}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return write_atomic(Path(path), save(tensors, metadata=meta))
+
+
+def read_model_file(path) -> ModelFile:
+    """A model file, a trainer's checkpoint or a bare safetensors state_dict, unbuilt."""
     from ..files import SafetensorsReadError, read_safetensors
+    from ..models import family as family_classes
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
@@ -147,13 +122,125 @@ def load_model(path):
         meta, tensors = read_safetensors(path)
     except SafetensorsReadError as e:
         raise ValueError(f"{path}: not a safetensors model file ({e})") from None
-    if meta.get("format") != FORMAT:
+
+    def config_of(family, config):
+        if family is None or config is None:
+            return None
+        return config_from_dict(family_classes(family)[0], config)
+
+    if meta.get("format") == FORMAT:
+        family = meta.get("family")
+        family_classes(family)                      # a ValueError names an unknown family
+        return ModelFile(family, config_of(family, json.loads(meta["config"])), tensors,
+                         tokenizer_from_json(meta.get("tokenizer", "")), json.loads(meta.get("info") or "{}"),
+                         "model file")
+    if "atome" in meta:
+        record = json.loads(meta["atome"])
+        if record.get("format") != TRAIN_CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: unknown checkpoint format {record.get('format')!r}")
+        family = record.get("family")
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        return ModelFile(family, config_of(family, record.get("model_config")), state, None,
+                         {"step": record["step"]}, "training checkpoint")
+    if meta.get("format"):
         raise ValueError(f"{path}: not an atome model file (format {meta.get('format')!r})")
-    if meta["family"] not in families():
-        raise ValueError(f"{path}: unknown model family {meta['family']!r}")
-    config_cls, model_cls = families()[meta["family"]]
-    model = model_cls(config_from_dict(config_cls, json.loads(meta["config"])))
-    model.load_state_dict(tensors, strict=True)
-    model.eval()
-    tokenizer = BPETokenizer.from_json(meta["tokenizer"]) if meta.get("tokenizer") else ByteTokenizer()
-    return model, tokenizer
+    if any(k.startswith("model.") for k in tensors):       # a trainer-style state_dict
+        tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return ModelFile(None, None, tensors, None, {}, "safetensors state_dict")
+
+
+def model_of(mf: ModelFile):
+    """The model a ModelFile holds, in eval mode."""
+    from ..models import family as family_classes
+    if mf.config is None:
+        raise ValueError(f"a {mf.kind} that records no model family and config is not loadable as a model")
+    model = family_classes(mf.family)[1](mf.config)
+    try:
+        model.load_state_dict(mf.state_dict, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"its weights do not fit its {type(mf.config).__name__}: {e}") from None
+    return model.eval()
+
+
+def load_model(path):
+    """(model in eval mode, tokenizer) from a model file (or a checkpoint that records its config)."""
+    from ..data.tokenizer import ByteTokenizer
+    mf = read_model_file(path)
+    try:
+        model = model_of(mf)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if mf.tokenizer is None and getattr(mf.config, "vocab_size", None) != 256:
+        raise ValueError(f"{path}: a {mf.kind} records no tokenizer, and the model is not a byte model")
+    return model, ByteTokenizer() if mf.tokenizer is None else mf.tokenizer
+
+
+# -- the routed model from any file it lives in -------------------------------------------------
+
+def parse_config_arg(text: str | None):
+    """--config: a preset name (PRESETS), a JSON file, or inline JSON; None stays None."""
+    if text is None:
+        return None
+    if text in PRESETS:
+        return PRESETS[text]
+    source = Path(text).read_text() if Path(text).is_file() else text
+    try:
+        return as_config(json.loads(source))
+    except json.JSONDecodeError:
+        raise ValueError(f"--config {text!r} is neither a preset ({', '.join(PRESETS)}), "
+                         "a JSON file nor JSON") from None
+
+
+def load_routed_tensors(path, config=None, top_k: int | None = None) -> tuple[RoutedBlobConfig, dict, str]:
+    """(config, tensors, what the file was) from any file a routed model lives in.
+
+    ATMB blobs carry their config; ATOME01/02 blobs need one (given, or the preset whose
+    size matches); model files and checkpoints use the config they store, the kit's .pt
+    checkpoints (formats.published) theirs; FP32 shadow weights are ternarised. Only a
+    file that stores no config takes it from `config` or, with `top_k` (default 4), from
+    the weights' shapes; a given config or top_k that contradicts a stored one is refused.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    given = as_config(config) if config is not None else None
+
+    def agree(stored: RoutedBlobConfig, what: str) -> RoutedBlobConfig:
+        if given is not None and given != stored:
+            raise ConfigMismatchError(f"{path}: the {what} stores config {stored}; the given {given} differs")
+        if top_k is not None and top_k != stored.top_k:
+            raise ConfigMismatchError(f"{path}: the {what} stores top_k {stored.top_k}; "
+                                      f"a top_k ({top_k}) is only for files that store no config")
+        return stored
+
+    if data[:4] == MAGIC:
+        blob_cfg, tensors = read_blob(data)
+        return agree(blob_cfg, "blob"), tensors, "ATMB blob"
+    if data[:7] in LEGACY_CODECS:
+        try:
+            cfg = legacy_config(data, given)
+        except LegacySizeError as e:
+            raise LegacySizeError(f"{path}: {e}") from None
+        return cfg, read_legacy(data, cfg, data[:7]), f"{data[:7].decode()} blob"
+    if path.suffix == ".pt":
+        from .published import read_pt
+        ck = read_pt(path)
+        return (agree(blob_config(ck["config"]), "checkpoint"),
+                tensors_from_state_dict(ck["state_dict"], blob_config(ck["config"])), "PyTorch checkpoint")
+    mf = read_model_file(path)
+    if mf.family not in (None, "routed"):
+        raise ValueError(f"{path}: holds a {mf.family} model; only the routed model has a blob")
+    if mf.config is not None:
+        cfg = agree(blob_config(mf.config), mf.kind)
+    else:
+        cfg = given or config_from_state_dict(mf.state_dict, top_k=4 if top_k is None else top_k)
+    return cfg, tensors_from_state_dict(mf.state_dict, cfg), mf.kind
+
+
+def blob_of(path, config=None, top_k: int | None = None, codec: str = "dense") -> tuple[bytes, str]:
+    """(blob bytes, what the file was): ATMB and ATOME01 blobs as they are, any other file
+    a routed model lives in written as ATMB with `codec`."""
+    data = Path(path).read_bytes()
+    if data[:4] == MAGIC or data[:7] == ATOME01_MAGIC:
+        return data, "ATMB blob" if data[:4] == MAGIC else "ATOME01 blob"
+    cfg, tensors, kind = load_routed_tensors(path, config, top_k)
+    return write_blob(cfg, tensors, codec=codec), kind

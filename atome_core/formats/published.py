@@ -183,10 +183,11 @@ def load_routed_blob(path=None, config=None, verify: bool = True):
     reader checks the size against the config.
     """
     from .. import formats
-    from ..models.routed import RoutedConfig, RoutedLM
+    from ..models.presets import ladder_config
+    from ..models.routed import RoutedLM
     if config is None:
         path = published_path("atome_944k.bin", path, verify)
-        config = RoutedConfig(d_model=256, n_layers=8, d_head=64, top_k=4, kernel_size=5)
+        config = ladder_config("routed", "944k")
     elif path is None:
         raise CheckpointError("a blob with a given config needs its path")
     try:

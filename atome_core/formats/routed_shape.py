@@ -22,7 +22,9 @@ MAX_DIM = 65535  # dimensions are u16 in the header
 
 @dataclass(frozen=True)
 class RoutedBlobConfig:
-    """The routed-ternary model's shape (see ../shared/interop/README.md)."""
+    """The routed-ternary model's shape as the ATMB header and the C engine name it
+    (see ../shared/interop/README.md). The defaults are the kit's 60K model, PRESETS["60k"];
+    `blob_config` makes one from the model's RoutedConfig."""
     vocab: int = 256
     d_model: int = 64
     n_layers: int = 4
@@ -41,38 +43,63 @@ class RoutedBlobConfig:
                    if len(s) > 0)
 
 
-PRESETS = {
-    "60k": RoutedBlobConfig(),
-    "944k": RoutedBlobConfig(d_model=256, n_layers=8, d_head=64),
-}
+# the routed model's field names -> the blob's (ATMB header, C engine): the one place they meet
+_BLOB_NAMES = {"vocab_size": "vocab", "d_model": "d_model", "n_layers": "n_layers", "d_head": "d_head",
+               "top_k": "top_k", "kernel_size": "kernel"}
 
-_CONFIG_ALIASES = {"vocab_size": "vocab", "kernel_size": "kernel"}
+
+def _fields(obj, names) -> dict:
+    from collections.abc import Mapping
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return {k: getattr(obj, k) for k in names if hasattr(obj, k)}
+
+
+def blob_config(model_config) -> RoutedBlobConfig:
+    """The routed model's config as the blob's: the one conversion from the model's field
+    names (vocab_size, kernel_size) to the header's and the C engine's (vocab, kernel).
+
+    `model_config`: a RoutedConfig, or a mapping with its field names (a row of
+    atome_core.models.presets, the kit's checkpoint config with n_pathways = 3).
+    """
+    d = _fields(model_config, [*_BLOB_NAMES, "pathways", "quant", "n_pathways"])
+    if d.get("n_pathways", 3) != 3:
+        raise ValueError(f"the routed model has 3 pathways, config says {d['n_pathways']}")
+    pathways = d.get("pathways")
+    if pathways is not None and tuple(pathways) != ("local", "state", "sparse"):
+        raise ValueError(f"an ablated model (pathways {tuple(pathways)}) has no ATMB layout; "
+                         "version 1 stores the full three-pathway model")
+    quant = d.get("quant")
+    quant = _fields(quant, ["per_row", "weights"]) if quant is not None else {}
+    if quant.get("per_row", False) or quant.get("weights", "ternary") != "ternary":
+        raise ValueError(f"ATMB version 1 stores ternary weights with one scale per tensor; quant is {d['quant']}")
+    missing = [k for k in _BLOB_NAMES if k not in d]
+    if missing:
+        raise ValueError(f"config lacks {missing}; has {sorted(d)}")
+    return RoutedBlobConfig(**{blob: int(d[k]) for k, blob in _BLOB_NAMES.items()})
+
+
+def _presets() -> dict:
+    from ..models.presets import LADDER, SIZES
+    return {size: blob_config(LADDER[("routed", size)]) for size in SIZES}
+
+
+PRESETS = _presets()   # the routed rungs of atome_core.models.presets, by size name
 
 
 def as_config(obj) -> RoutedBlobConfig:
-    """A RoutedBlobConfig from itself, a preset name, a dict or any object with the fields.
-
-    Accepts the kit's checkpoint keys (vocab_size, kernel_size, n_pathways = 3).
-    """
+    """A RoutedBlobConfig from itself, a preset name, a mapping or object with its field
+    names (JSON from the command line), or the routed model's config (`blob_config`)."""
     if isinstance(obj, RoutedBlobConfig):
         return obj
     if isinstance(obj, str):
         if obj not in PRESETS:
             raise ValueError(f"unknown config preset {obj!r}; choose one of {', '.join(PRESETS)}")
         return PRESETS[obj]
-    names = [*RoutedBlobConfig.__dataclass_fields__, *_CONFIG_ALIASES, "n_pathways"]
-    d = dict(obj) if isinstance(obj, dict) else {k: getattr(obj, k) for k in names if hasattr(obj, k)}
-    d = {_CONFIG_ALIASES.get(k, k): v for k, v in d.items()}
-    if d.get("n_pathways", 3) != 3:
-        raise ValueError(f"the routed model has 3 pathways, config says {d['n_pathways']}")
-    pathways = getattr(obj, "pathways", None) if not isinstance(obj, dict) else d.get("pathways")
-    if pathways is not None and tuple(pathways) != ("local", "state", "sparse"):
-        raise ValueError(f"an ablated model (pathways {tuple(pathways)}) has no ATMB layout; "
-                         "version 1 stores the full three-pathway model")
-    quant = getattr(obj, "quant", None) if not isinstance(obj, dict) else None
-    if quant is not None and (getattr(quant, "per_row", False) or getattr(quant, "weights", "ternary") != "ternary"):
-        raise ValueError(f"ATMB version 1 stores ternary weights with one scale per tensor; quant is {quant}")
     fields = RoutedBlobConfig.__dataclass_fields__
+    d = _fields(obj, [*fields, *_BLOB_NAMES])
+    if "vocab_size" in d or "kernel_size" in d:
+        return blob_config(obj)
     missing = [k for k in fields if k not in d]
     if missing:
         raise ValueError(f"config lacks {missing}; has {sorted(d)}")
