@@ -1,13 +1,25 @@
 """Chapter 3's measurements: what each codec costs per tensor, where a blob's bytes go,
-and what a damaged blob does to each reader."""
+and what a damaged blob does to each reader.
 
-import struct
-import zlib
+The models measured (`published_blob`, `models_to_measure`), per-tensor and per-model
+codec costs (`tensor_report`, `weighted_summary`, `entropy_extremes`,
+`rans_saving_by_kind`), whole files and their bytes by role (`file_variants`,
+`blob_breakdown`, `legacy_breakdown`, `role_totals`, `sixty_k_file`,
+`float16_rounding`), and the reader against damage (`damage_table` and `fuzz_reader`,
+both drawing their damaged files from atome_core.engine.conformance, the one catalogue),
+and the published file's round trips (`published_roundtrips`).
+"""
 
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.conformance import atmb_damages, header_field_at, mutated_copies
 from ..formats import packing
 from ..formats.atmb import (
     CRC_BYTES,
-    DTYPE_TRIT,
     ENTRY,
     HEADER,
     SECTIONS,
@@ -16,21 +28,14 @@ from ..formats.atmb import (
     _parse_table,
     read_blob,
 )
-from ..formats.errors import (
-    BadHeaderError,
-    BadMagicError,
-    ChecksumError,
-    ConfigMismatchError,
-    CorruptSectionError,
-    SectionBoundsError,
-    SectionOverlapError,
-    TrailingBytesError,
-    TruncatedBlobError,
-    UnsupportedVersionError,
-)
+from ..formats.errors import BlobError
 from ..formats.inspect import _trit_stats
 from ..formats.legacy import ATOME01_MAGIC, legacy_item_sizes, legacy_layout
+from ..formats.published import published_path
 from ..formats.routed_shape import as_config, trit_weight_names
+from ..paths import shared_interop_dir
+
+PUBLISHED_BLOB = "atome_944k.bin"
 
 # -- measurements for the chapter --------------------------------------------------
 
@@ -91,44 +96,266 @@ def _float_section_of(vector_name: str) -> str:
     return next(s.name for s in SECTIONS if s.kind == "float" and s.stacked == stacked and part in s.parts)
 
 
-def corrupted_variants(blob: bytes) -> dict:
-    """{what was done: (the error a reader must raise, bytes)}: damaged copies of a valid blob.
+# -- the group code and the codecs -------------------------------------------------------------
 
-    The structural damages recompute the CRC, so that the check behind it is the one
-    that fires (a reader that relied on the CRC alone would accept them).
-    """
-    blob = bytes(blob)
-    header = _parse_header(blob)
-    entries = _parse_table(blob, header)
 
-    def refit(b):
-        b = bytes(b)
-        return b[:-4] + struct.pack("<I", zlib.crc32(b[:-4]))
+def group_size_rows(max_k: int) -> list[list]:
+    """[k, bits b(k), bits per trit, % above log2(3)] for each record group size k <= max_k
+    (a group size that costs less per trit than every smaller one)."""
+    rows = []
+    for k in packing.record_group_sizes(max_k):
+        rate = packing.group_bits_per_trit(k)
+        rows.append([k, packing.group_bits(k), rate, 100 * (rate / packing.LOG2_3 - 1)])
+    return rows
 
-    def patched(offset, fmt, *values):
-        b = bytearray(blob)
-        struct.pack_into(fmt, b, offset, *values)
-        return refit(b)
 
-    def entry_at(i):
-        return HEADER.size + ENTRY.size * i
+def codec_rows(trits) -> list[list]:
+    """[codec, bits per trit on `trits`, random access, streamable, what it is] per codec."""
+    return [[name, packing.bits_per_trit(codec, trits), "yes" if codec.random_access else "no (sequential)",
+             "yes", codec.description] for name, codec in packing.CODECS.items()]
 
-    flipped = bytearray(blob)
-    flipped[len(blob) // 2] ^= 0x01
-    first_trit = next(i for i, e in enumerate(entries) if e.dtype == DTYPE_TRIT)
-    return {
-        "wrong magic": (BadMagicError, b"ATMX" + blob[4:]),
-        "unknown version (2)": (UnsupportedVersionError, patched(4, "<H", 2)),
-        "truncated by 1 byte": (TruncatedBlobError, blob[:-1]),
-        "1 trailing byte": (TrailingBytesError, blob + b"\x00"),
-        "one bit flipped": (ChecksumError, bytes(flipped)),
-        "unknown architecture": (BadHeaderError, patched(6, "<H", 7)),
-        "section offset past the end": (SectionBoundsError, patched(entry_at(1) + 12, "<I", header.file_size)),
-        "section offset not 4-aligned": (SectionBoundsError, patched(entry_at(1) + 12, "<I", entries[1].offset + 2)),
-        "section table longer than the file": (SectionBoundsError, patched(24, "<H", 65535)),
-        "two sections overlap": (SectionOverlapError, patched(entry_at(1) + 12, "<I", entries[0].offset)),
-        "header d_model changed": (ConfigMismatchError, patched(14, "<H", header.config["d_model"] + 1)),
-        "a section id duplicated": (ConfigMismatchError, patched(entry_at(1), "<B", entries[0].id)),
-        "section length one byte short": (CorruptSectionError,
-                                          patched(entry_at(first_trit) + 16, "<I", entries[first_trit].length - 1)),
-    }
+
+# -- the models measured -------------------------------------------------------------------------
+
+
+def published_blob(interop_dir=None) -> bytes | None:
+    """The kit's published ATOME01 file (sha256 checked), or None when it is absent."""
+    base = Path(interop_dir) if interop_dir else shared_interop_dir()
+    if base is None or not (base / PUBLISHED_BLOB).is_file():
+        return None
+    return published_path(PUBLISHED_BLOB, base / PUBLISHED_BLOB).read_bytes()
+
+
+def models_to_measure(published: bytes | None, seed: int, train_steps: int = 0, lr: float = 3e-3,
+                      val_bytes: int = 8192) -> tuple[dict, dict | None]:
+    """({label: (config, tensors)}, training record or None): the published 944K model when
+    given, the 60K routed model at initialisation (torch seed `seed`) and, when
+    `train_steps`, the same model after a brief run on Shakespeare (batch 16 x 64 bytes)."""
+    import torch
+
+    from .. import data, train
+    from ..formats import PRESETS, read_atome01, tensors_from_state_dict
+    from ..models.routed import RoutedConfig, RoutedLM
+
+    models = {}
+    if published is not None:
+        models["944K published"] = (PRESETS["944k"], read_atome01(published, "944k"))
+    torch.manual_seed(seed)
+    model60 = RoutedLM(RoutedConfig())
+    models["60K at init"] = ("60k", tensors_from_state_dict(model60.state_dict(), "60k"))
+    if not train_steps:
+        return models, None
+    corpus = data.load_corpus("shakespeare")
+    cfg = train.TrainConfig(steps=train_steps, batch_size=16, seq_len=64, lr=lr, seed=seed, eval_batches=4)
+    t0 = time.perf_counter()
+    run = train.train(model60, data.encode_bytes(corpus.train), data.encode_bytes(corpus.val)[:val_bytes], cfg,
+                      progress_desc="60K routed")
+    models[f"60K after {train_steps} steps"] = ("60k", tensors_from_state_dict(model60.state_dict(), "60k"))
+    return models, {"steps": train_steps, "val_loss_nats_per_byte": run.final_val_loss,
+                    "seconds": time.perf_counter() - t0}
+
+
+# -- codec costs over a model ----------------------------------------------------------------------
+
+WORST = "worst tensor rans / H (>= 4096 trits)"
+
+
+def weighted_summary(rows: list[dict]) -> dict:
+    """One model's tensor_report rows, weighted by trits: the zero fraction, the entropy H,
+    each codec's bits per trit, rans / H over the model and for its worst tensor of at
+    least 4,096 trits (None when it has none)."""
+    n = np.array([r["n_trits"] for r in rows], dtype=np.float64)
+    h = np.array([r["entropy_bits"] for r in rows])
+    out = {"trits": int(n.sum()), "p0": (n * [r["zero_fraction"] for r in rows]).sum() / n.sum(),
+           "H (bits/trit)": (n * h).sum() / n.sum()}
+    for c in packing.CODECS:
+        out[c] = (n * [r[f"bits_{c}"] for r in rows]).sum() / n.sum()
+    ratio = np.array([r["bits_rans"] / r["entropy_bits"] for r in rows])
+    big = n >= 4096
+    out["rans / H"] = (n * [r["bits_rans"] for r in rows]).sum() / (n * h).sum()
+    out[WORST] = float(ratio[big].max()) if big.any() else None
+    return out
+
+
+def summary_metrics(summary: dict) -> dict:
+    """weighted_summary's numbers as the chapter's table prints them (p0 to 3 decimals,
+    the rest to 4; trits whole), as metrics.json has always held them."""
+    return {k: float(v) if k == "trits" else round(float(v), 3 if k == "p0" else 4)
+            for k, v in summary.items() if v is not None}
+
+
+def entropy_extremes(rows: list[dict], dense_rate: float) -> dict:
+    """The lowest-entropy tensor, the entropy code over the whole model (bits per trit,
+    x H, % against `dense_rate`: negative when it is smaller) and its worst tensor."""
+    n = np.array([r["n_trits"] for r in rows], dtype=np.float64)
+    low = min(rows, key=lambda r: r["entropy_bits"])
+    worst = max(rows, key=lambda r: r["bits_rans"] / r["entropy_bits"])
+    rans_total = (n * [r["bits_rans"] for r in rows]).sum()
+    h_total = (n * [r["entropy_bits"] for r in rows]).sum()
+    return {"lowest": low["name"], "lowest p0": low["zero_fraction"], "lowest H": low["entropy_bits"],
+            "rans bits/trit": rans_total / n.sum(), "rans / H": rans_total / h_total,
+            "rans vs dense (%)": 100 * (rans_total / n.sum() / dense_rate - 1),
+            "worst": worst["name"], "worst trits": worst["n_trits"],
+            "worst rans / H": worst["bits_rans"] / worst["entropy_bits"]}
+
+
+def tensor_kind(name: str) -> str:
+    """A tensor's name without its layer: blocks.3.sparse.Wq.weight -> sparse.Wq.weight."""
+    return name if not name.startswith("blocks.") else name.split(".", 2)[2]
+
+
+def rans_saving_by_kind(rows: list[dict]) -> dict:
+    """What the entropy code saves over the dense code: bytes by kind of tensor (largest
+    first), the total, its % of the dense trit bytes, and how far below log2(3) the
+    attention matrices Wq and Wk come at most (bits per trit)."""
+    qk = [r for r in rows if ".sparse.Wq." in r["name"] or ".sparse.Wk." in r["name"]]
+    saved = {}
+    for r in rows:
+        kind = tensor_kind(r["name"])
+        saved[kind] = saved.get(kind, 0.0) + r["n_trits"] * (r["bits_dense"] - r["bits_rans"]) / 8
+    total = sum(saved.values())
+    return {"by_kind": sorted(saved.items(), key=lambda kv: -kv[1]), "total": total,
+            "percent": 100 * total * 8 / sum(r["n_trits"] * r["bits_dense"] for r in rows),
+            "qk_gap": max((packing.LOG2_3 - r["entropy_bits"] for r in qk), default=None)}
+
+
+# -- whole files -------------------------------------------------------------------------------------
+
+ROLES = ("trits", "floats", "scales", "header, table, padding, CRC")
+
+
+def file_variants(config, tensors: dict) -> dict:
+    """{file: bytes}: the same weights as ATOME01, ATOME02 and four ATMB files."""
+    from ..formats import legacy_size, write_atome01, write_atome02, write_blob
+    out = {"ATOME01": write_atome01(tensors, config), "ATOME02": write_atome02(tensors, config),
+           "ATMB 2bit f32": write_blob(config, tensors, codec="2bit"),
+           "ATMB dense f32": write_blob(config, tensors, codec="dense"),
+           "ATMB dense f16": write_blob(config, tensors, codec="dense", float_dtype="float16"),
+           "ATMB auto f16": write_blob(config, tensors, codec="auto", float_dtype="float16")}
+    assert len(out["ATOME01"]) == legacy_size(config)
+    return out
+
+
+def file_breakdown(name: str, data: bytes, config) -> dict:
+    """blob_breakdown for an ATMB file, legacy_breakdown for ATOME01/02 (by its magic)."""
+    return blob_breakdown(data) if name.startswith("ATMB") else legacy_breakdown(config, data[:7])
+
+
+def role_of(key: str) -> str:
+    """The role (one of ROLES) of a breakdown entry."""
+    if key.startswith("trits"):
+        return "trits"
+    if key.startswith("floats"):
+        return "floats"
+    return "scales" if key == "scales" else "header, table, padding, CRC"
+
+
+def role_totals(breakdown: dict) -> dict:
+    """{role: bytes} over ROLES."""
+    return {r: sum(v for k, v in breakdown.items() if role_of(k) == r) for r in ROLES}
+
+
+def sixty_k_file(files: dict, breakdown: dict) -> dict:
+    """The 60K model's files (`files` as from file_variants) and where the bytes of its
+    dense float16 ATMB file go (`breakdown` of that file)."""
+    from ..formats import expected_shapes
+    names = set(trit_weight_names("60k"))
+    n = sum(int(np.prod(s)) for k, s in expected_shapes("60k").items() if k in names)
+    trit_bytes = sum(v for k, v in breakdown.items() if k.startswith("trits"))
+    return {"trits": n, "trit_bytes": trit_bytes, "trit_bits_per_trit": 8 * trit_bytes / n,
+            "float_bytes": sum(v for k, v in breakdown.items() if k.startswith("floats")),
+            "scale_bytes": breakdown["scales"],
+            "overhead_bytes": breakdown["header+table"] + breakdown["padding"] + breakdown["crc"],
+            **{name: len(data) for name, data in files.items()}}
+
+
+def float16_rounding(values) -> dict:
+    """What rounding float32 values to float16 does: the largest absolute change, the
+    largest relative change among values in float16's normal range, and the counts."""
+    vec = np.asarray(values, np.float32)
+    err = np.abs(vec.astype(np.float16).astype(np.float32) - vec)
+    normal = np.abs(vec) >= np.finfo(np.float16).tiny   # below it float16 loses relative precision
+    return {"values": int(vec.size), "max_abs": float(err.max()),
+            "max_rel": float((err[normal] / np.abs(vec[normal])).max()),
+            "normal": int(normal.sum()), "subnormal": int((~normal).sum())}
+
+
+# -- the reader against damage ---------------------------------------------------------------------
+
+
+def damage_table(blob: bytes, width: int = 90) -> list[list]:
+    """[damage, the error expected, the error raised ("accepted!" if none), its message]
+    for every damage of `blob` in the catalogue (atome_core.engine.conformance)."""
+    rows = []
+    for what, expected, damaged in atmb_damages(blob):
+        try:
+            read_blob(damaged)
+            got, message = "accepted!", ""
+        except BlobError as e:
+            got, message = type(e).__name__, str(e)
+        rows.append([what, expected.__name__, got, message[:width] + ("..." if len(message) > width else "")])
+    return rows
+
+
+def fuzz_reader(blob: bytes, n: int, seed: int) -> dict:
+    """Feed the reader n randomly damaged copies of `blob` (conformance.mutated_copies):
+    {"outcomes": {error name or "read: ...": files}, largest first, "changed_fields": the
+    header fields in which files that still read differ, "ms_per_file"}. Anything but a
+    BlobError propagates."""
+    outcomes, changed, t0 = {}, set(), time.perf_counter()
+    for b in mutated_copies(blob, n, seed):
+        try:
+            read_blob(b)
+            name = "read: bytes unchanged" if b == blob else "read: a different valid file"
+            if b != blob:
+                changed.update(header_field_at(j) for j in range(len(b) - 4) if b[j] != blob[j])
+        except BlobError as e:
+            name = type(e).__name__
+        outcomes[name] = outcomes.get(name, 0) + 1
+    ms = 1000 * (time.perf_counter() - t0) / max(n, 1)
+    return {"outcomes": dict(sorted(outcomes.items(), key=lambda kv: -kv[1])),
+            "changed_fields": sorted(changed), "ms_per_file": ms}
+
+
+def published_roundtrips(published: bytes, config, tensors: dict) -> list[list]:
+    """[path, sha256 of the result (16 hex digits), identical to `published`] for writing
+    the ATOME01 file back directly and through ATMB in each codec."""
+    from ..formats import atome01_to_blob, blob_to_atome01, write_atome01
+    results = {"read ATOME01, write ATOME01": write_atome01(tensors, config)}
+    for codec in packing.CODECS:
+        results[f"ATOME01 -> ATMB ({codec}) -> ATOME01"] = blob_to_atome01(
+            atome01_to_blob(published, config, codec=codec))
+    return [[path, hashlib.sha256(b).hexdigest()[:16] + "...", b == published] for path, b in results.items()]
+
+
+# -- throughput ----------------------------------------------------------------------------------------
+
+
+def bench_trits(tensors: dict | None, n: int, seed: int) -> np.ndarray:
+    """n trits drawn with the overall distribution of the 944K model's `tensors`
+    (uniform when None)."""
+    if tensors is not None:
+        counts = np.sum([packing.trit_counts(tensors[k]) for k in trit_weight_names("944k")], axis=0)
+        p = counts / counts.sum()
+    else:
+        p = np.array([1, 1, 1]) / 3
+    return (np.random.default_rng(seed).choice(3, size=n, p=p) - 1).astype(np.int8)
+
+
+def throughput_rows(speed: dict) -> list[list]:
+    """[codec, bits/trit, encode and decode (Mtrit/s), each / the 2-bit codec's] from
+    packing.measure_throughput."""
+    base = speed["2bit"]
+    return [[c, v["bits_per_trit"], v["encode"] / 1e6, v["decode"] / 1e6, v["encode"] / base["encode"],
+             v["decode"] / base["decode"]] for c, v in speed.items()]
+
+
+def atome01_verdict(data: bytes, config) -> str:
+    """What the ATOME01 reader says of `data` read with `config`: "accepted", or the
+    error's class and message."""
+    from ..formats import read_atome01
+    try:
+        read_atome01(data, config)
+    except BlobError as e:
+        return f"{type(e).__name__}: {e}"
+    return "accepted"
