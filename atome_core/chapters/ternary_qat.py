@@ -123,3 +123,120 @@ def summarise(runs: list[QATRun]) -> dict:
                      "max": float(losses.max()), "n_seeds": int(len(losses)),
                      "per_seed": {int(r.seed): r.final_val_loss for r in runs if r.mode == mode}}
     return out
+
+
+# -----------------------------------------------------------------------------
+# the chapter: two routed models on Shakespeare bytes, every mode, every seed
+
+# name -> RoutedConfig overrides: an atto-sized model (~9K parameters) and the kit's 60K default
+MODEL_SHAPES = {"atto-sized": dict(d_model=16, n_layers=1, d_head=8), "60K": dict()}
+GLUE_PREFIX = {"atto-sized": "atto", "60K": "k60"}   # names in the chapter's prose
+
+
+def byte_splits(val_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shakespeare as bytes: (training split, the first val_bytes of the validation split)."""
+    from .. import data
+    corpus = data.load_corpus("shakespeare")
+    return data.encode_bytes(corpus.train), data.encode_bytes(corpus.val)[:val_bytes]
+
+
+def routed_factory(overrides: dict):
+    """make_model(quant) for the routed model with these RoutedConfig overrides."""
+    from ..models.routed import RoutedConfig, RoutedLM
+    return lambda quant: RoutedLM(RoutedConfig(quant=quant, **overrides))
+
+
+def parameter_rows(steps: dict) -> list:
+    """model, parameters (ternary mode), training steps; `steps` maps each model to its steps."""
+    return [[name, routed_factory(MODEL_SHAPES[name])(MODES["ternary"]).num_params(), n] for name, n in steps.items()]
+
+
+def gaussian_zero_fraction() -> tuple[float, float]:
+    """(threshold in standard deviations, expected fraction of zero trits) for Gaussian
+    weights: alpha = E|W| = sigma sqrt(2/pi), a trit is zero when |W| < alpha / 2."""
+    import math
+    threshold_sd = math.sqrt(2 / math.pi) / 2
+    return threshold_sd, math.erf(threshold_sd / math.sqrt(2))
+
+
+def compare_models(steps: dict, train_tokens, val_tokens, cfg: TrainConfig, seeds) -> dict:
+    """{model name: compare_modes runs}, each model with its own number of steps; trits are
+    tracked for the first seed."""
+    return {name: compare_modes(routed_factory(MODEL_SHAPES[name]), train_tokens, val_tokens,
+                                replace(cfg, steps=n), seeds=seeds, track_seed=seeds[0], desc=name)
+            for name, n in steps.items()}
+
+
+def smooth(y, k: int = 25) -> np.ndarray:
+    """Moving average over k points ('valid' part only), k at most a fifth of the series."""
+    y = np.asarray(y, dtype=float)
+    k = max(1, min(k, len(y) // 5 or 1))
+    return np.convolve(y, np.ones(k) / k, mode="valid")
+
+
+def summary_rows(summary: dict) -> list:
+    """model, mode, validation nats/byte (median [min, max]), bits/byte (median), change
+    against FP32; `summary` is {model: summarise(runs)}."""
+    rows = []
+    for name, per_mode in summary.items():
+        ref = per_mode["fp32"]["median"]
+        for mode, s in per_mode.items():
+            stat = {"median": s["median"], "min": s["min"], "max": s["max"], "n": s["n_seeds"]}
+            rows.append([name, mode, stat, s["median"] / np.log(2), f"{100 * (s['median'] / ref - 1):+.1f} %"])
+    return rows
+
+
+def mode_costs(per_mode: dict) -> dict:
+    """Medians per mode and what ternary weights cost against FP32, and 8-bit activations
+    against ternary weights alone, in percent of the validation loss."""
+    f, t, t8 = (per_mode[m]["median"] for m in ("fp32", "ternary", "ternary+int8"))
+    return {"fp32": f, "ternary": t, "int8": t8, "ternary_cost_pct": 100 * (t / f - 1),
+            "int8_cost_pct": 100 * (t8 / t - 1)}
+
+
+def tracked_run(runs: list, seed: int) -> QATRun:
+    """The ternary run of `seed` (the one whose trits were tracked)."""
+    return next(r for r in runs if r.mode == "ternary" and r.seed == seed)
+
+
+def layer_series(trit_log: list, layer: str, key: str) -> list:
+    return [rec["layers"][layer][key] for rec in trit_log]
+
+
+def trit_summary(trit_log: list) -> dict:
+    """The last record's statistics weighted by each layer's number of trits: zero fraction,
+    entropy (bits per trit), and the fraction that flipped since the record before."""
+    final = trit_log[-1]["layers"]
+    n_total = sum(s["n"] for s in final.values())
+    return {"step": trit_log[-1]["step"], "n_trits": n_total,
+            "p0_weighted": sum(s["p0"] * s["n"] for s in final.values()) / n_total,
+            "entropy_bits_weighted": sum(s["entropy_bits"] * s["n"] for s in final.values()) / n_total,
+            "flip_fraction_last_step": sum(s["flips"] for s in final.values()) / n_total,
+            "per_layer_final": final}
+
+
+def best_learning_rates(sweep: list, modes=("fp32", "ternary")) -> dict:
+    """{mode: (lr, validation loss)} of the lowest loss in the sweep (the lower rate on a tie)."""
+    return {mode: min(sorted((r.lr, r.final_val_loss) for r in sweep if r.mode == mode), key=lambda p: p[1])
+            for mode in modes}
+
+
+def learning_rate_verdict(best: dict) -> str:
+    """Whether ternary preferred a higher rate than FP32 in the sweep, in words."""
+    if best["ternary"][0] > best["fp32"][0]:
+        return "Ternary does prefer the higher rate here."
+    if best["ternary"][0] < best["fp32"][0]:
+        return "Here ternary does not prefer a higher rate than FP32."
+    return "Both prefer the same rate in this sweep."
+
+
+def sweep_metrics(sweep: list, modes=("fp32", "ternary")) -> dict:
+    best = best_learning_rates(sweep, modes)
+    return {"lr_sweep": {mode: {f"{r.lr:g}": r.final_val_loss for r in sweep if r.mode == mode} for mode in modes},
+            "lr_best": {m: {"lr": b[0], "val_nats_per_byte": b[1]} for m, b in best.items()}}
+
+
+def deployed_gaps(runs: dict, probe: torch.Tensor) -> list:
+    """[(model, mode, seed, deployed_forward_gap)] for every trained run with ternary weights."""
+    return [(name, r.mode, r.seed, deployed_forward_gap(r.model, probe))
+            for name, model_runs in runs.items() for r in model_runs if MODES[r.mode].weights == "ternary"]
