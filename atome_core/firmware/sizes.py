@@ -1,4 +1,4 @@
-"""How big an image is (sections, engine code per object and function), how much RAM a run
+"""How big an image is (sections, engine code per object, function and purpose), how much RAM a run
 used, and where the instructions of a decode step go.
 """
 
@@ -149,3 +149,39 @@ def step_profile(image: Image, prompt, path: str = "i8", window: int = 128, conf
     shorter = _function_instructions(image, engine_args(ids[:-1], 1, path, window, False, config), timeout)
     diff = {k: longer.get(k, 0) - shorter.get(k, 0) for k in set(longer) | set(shorter)}
     return {k: v for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v}
+
+
+# -- the engine's functions by purpose ------------------------------------------------------------------------
+
+DECODE_GROUP = "decode: step, ternary products, norms, attention, exp/tanh/rsqrt"
+
+# (purpose, prefixes of c_engine/ function names); a function no prefix matches is decode code.
+ENGINE_GROUPS = (
+    (DECODE_GROUP, ()),
+    ("blob validation and loading", ("parse_blob", "items", "scale_bytes", "atome_check_blob", "atome_load_blob",
+                                     "config_valid", "rd16", "rd32")),
+    ("packed-codec decoders (base3x5, dense, rANS)", ("decode_", "dense_", "group_bits", "put_code", "pow3",
+                                                      "divide_small")),
+    ("2-bit check", ("check_2bit",)),
+    ("CRC-32", ("atome_crc32",)),
+    ("ATOME01 loader", ("atome_load_atome01", "atome01_", "trit_item")),
+    ("state and scratch layout", ("layout", "carve", "buffer_bytes", "atome_state_", "atome_scratch_",
+                                  "atome_reset", "config_ok", "path_ok")),
+)
+
+
+def function_group(name: str) -> str:
+    """The purpose (ENGINE_GROUPS) of one of the engine's functions, from its name."""
+    for group, prefixes in ENGINE_GROUPS[1:]:
+        if name.startswith(prefixes):
+            return group
+    return DECODE_GROUP
+
+
+def group_sizes(functions: dict) -> dict:
+    """{purpose: bytes} of {function: bytes} (as from function_sizes), every purpose of
+    ENGINE_GROUPS in its order, 0 where nothing of it is linked."""
+    out = {group: 0 for group, _ in ENGINE_GROUPS}
+    for name, size in functions.items():
+        out[function_group(name)] += size
+    return out
