@@ -1,5 +1,6 @@
 """The batch runner on a throw-away book: caching, selective re-execution, failures."""
 import json
+import os
 import textwrap
 
 import nbformat
@@ -123,3 +124,60 @@ def test_open_chapter_takes_injected_parameters_without_reading_profiles_again(t
         open_chapter({"chapter": "a", "profile": "smoke", "n": None})
     with pytest.raises(ValueError, match="must name the chapter"):
         open_chapter({"profile": "smoke"})
+
+
+def test_stale_chapters_are_the_ones_a_build_would_execute_again(tiny_book):
+    root, build = tiny_book
+    assert book.stale_chapters(build, "smoke") == ["a", "b"]
+    book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert book.stale_chapters(build, "smoke") == []
+    make_notebook(root / "notebooks" / "b.ipynb", "results.save_metrics({'n': P.n + 1})")
+    assert book.stale_chapters(build, "smoke") == ["b"]
+
+
+def test_the_kernel_draws_no_progress_bars_and_the_environment_is_restored(tiny_book, monkeypatch):
+    root, build = tiny_book
+    monkeypatch.setenv("ATOME_PROGRESS", "1")
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    make_notebook(root / "notebooks" / "a.ipynb", """
+        import os
+        from atome_core.progress import progress_enabled
+        results.save_metrics({"bars": progress_enabled(), "tqdm": os.environ.get("TQDM_DISABLE"),
+                              "warnings": os.environ.get("PYTHONWARNINGS")})
+    """)
+    book.build_book("smoke", only=["a"], render_html=False, log=lambda *a: None)
+    metrics = json.loads((build / "results" / "smoke" / "a" / "metrics.json").read_text())
+    assert metrics["bars"] is False and metrics["tqdm"] == "1" and "IProgress" in metrics["warnings"]
+    assert os.environ["ATOME_PROGRESS"] == "1" and "TQDM_DISABLE" not in os.environ
+
+
+def test_only_stylesheets_are_static_and_scripts_load_where_a_page_asks(tiny_book):
+    """Jupyter Book puts every .js under a static path on every page: the demo's script, the
+    exported models and MathJax go to the extra path; only the tex-chtml bundle is shipped."""
+    root, build = tiny_book
+    book.build_book("smoke", render_html=False, log=lambda *a: None)
+    (root / "_config.yml").write_text("title: tiny\n")
+    (root / "book" / "_static" / "demo").mkdir(parents=True)
+    (root / "book" / "_static" / "book.css").write_text("table {}")
+    (root / "book" / "_static" / "demo" / "demo.js").write_text("var demo;")
+    models = build / "results" / "smoke" / "a" / "_static" / "demo"
+    models.mkdir(parents=True)
+    (models / "m.json").write_text("{}")
+    (models / "m.json.js").write_text("load({})")
+    es5 = root / ".cache" / "vendor" / "node_modules" / "mathjax" / "es5"
+    for rel in ("tex-chtml.js", "tex-svg.js", "input/tex/extensions/ams.js", "output/chtml/fonts/woff-v2/a.woff"):
+        (es5 / rel).parent.mkdir(parents=True, exist_ok=True)
+        (es5 / rel).write_text(rel)
+    old = build / "src" / "_static" / "mathjax" / "tex-svg.js"   # a file of an older layout
+    old.parent.mkdir(parents=True)
+    old.write_text("old")
+
+    src = book.assemble_source(root, build, "smoke", book.list_chapters(root))
+    static = sorted(p.relative_to(src / "_static").as_posix() for p in (src / "_static").rglob("*") if p.is_file())
+    assert static == ["book.css"]
+    extra = sorted(p.relative_to(src / "_extra" / "_static").as_posix()
+                   for p in (src / "_extra" / "_static").rglob("*") if p.is_file())
+    assert extra == ["demo/demo.js", "demo/m.json", "demo/m.json.js", "mathjax/input/tex/extensions/ams.js",
+                     "mathjax/output/chtml/fonts/woff-v2/a.woff", "mathjax/tex-chtml.js"]
+    assert not old.parent.exists()
+    assert (src / "notebooks" / "a.ipynb").exists() and (src / "intro.md").exists()

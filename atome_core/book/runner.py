@@ -35,6 +35,15 @@ ROOT_FINGERPRINT_FILES = ["data/*.yml", "data/*.json", "c_engine/*.c", "c_engine
                           "firmware/**/*.c", "firmware/**/*.h", "firmware/**/*.ld", "firmware/**/*.S",
                           "firmware/**/Makefile"]
 BOOK_FILES = ["_config.yml", "_toc.yml"]
+EXTRA_DIR = "_extra"   # html_extra_path in _config.yml: copied into the site as is
+
+
+# What a chapter prints becomes part of its page: no progress bar may draw there, ours
+# (atome_core.progress) or a library's (tqdm's defaults, Hugging Face datasets), and no
+# warning that tqdm found no notebook widgets (it names an absolute path).
+KERNEL_ENV = {"ATOME_PROGRESS": "0", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+              "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+KERNEL_WARNINGS = ["ignore:IProgress not found"]
 
 
 class BookError(RuntimeError):
@@ -132,6 +141,17 @@ def cached_key(path: Path) -> str | None:
         return None
 
 
+def stale_chapters(build: Path, profile: str, root: Path | None = None) -> list[str]:
+    """The chapters whose executed notebook under `build` is missing or carries an old
+    cache key: what `atome book --profile <profile>` would execute again."""
+    root = Path(root or repo_root())
+    spec = profiles_mod.load_profiles()
+    fingerprint = source_fingerprint(root)
+    return [ch.name for ch in list_chapters(root)
+            if cached_key(executed_path(build, profile, ch))
+            != cache_key(ch, injected_parameters(ch.name, profile, spec), fingerprint)]
+
+
 def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, build: Path) -> float:
     """Run one notebook with papermill; publish its notebook and results only on success."""
     import nbformat
@@ -148,8 +168,10 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     staged_results.mkdir()
     # The kernel inherits these. MPLBACKEND must stay unset there: the kernel's
     # inline backend is what puts figures into the executed notebook.
-    env_before = {k: os.environ.get(k) for k in ("ATOME_RESULTS_DIR", "ATOME_PROFILE", "MPLBACKEND")}
-    os.environ.update(ATOME_RESULTS_DIR=str(staged_results), ATOME_PROFILE=profile)
+    kernel_env = {**KERNEL_ENV, "ATOME_RESULTS_DIR": str(staged_results), "ATOME_PROFILE": profile,
+                  "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *KERNEL_WARNINGS]))}
+    env_before = {k: os.environ.get(k) for k in (*kernel_env, "MPLBACKEND")}
+    os.environ.update(kernel_env)
     os.environ.pop("MPLBACKEND", None)
     t0 = time.perf_counter()
     succeeded = False
@@ -201,9 +223,23 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     return wall
 
 
+# The one MathJax bundle the book loads (mathjax_path in _config.yml) and the folders
+# it pulls components and fonts from on demand; the other bundles are not shipped.
+MATHJAX_ENTRY = "tex-chtml.js"
+MATHJAX_FOLDERS = ("a11y", "adaptors", "input", "output", "sre", "ui")
+
+
 def vendored_mathjax(root: Path) -> Path | None:
     p = root / ".cache" / "vendor" / "node_modules" / "mathjax" / "es5"
-    return p if (p / "tex-chtml.js").exists() else None
+    return p if (p / MATHJAX_ENTRY).exists() else None
+
+
+def mathjax_files(mathjax: Path) -> list[Path]:
+    """The vendored MathJax files the site serves, relative to es5/."""
+    files = [Path(MATHJAX_ENTRY)]
+    for folder in MATHJAX_FOLDERS:
+        files += sorted(p.relative_to(mathjax) for p in (mathjax / folder).glob("**/*") if p.is_file())
+    return files
 
 
 def _copy_if_changed(src: Path, dst: Path) -> None:
@@ -257,36 +293,42 @@ def build_info_markdown(build: Path, profile: str, chapters: list[Chapter]) -> s
 
 
 def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapter]) -> Path:
-    """The book as Sphinx sees it: config, prose pages and the *executed* notebooks."""
+    """The book as Sphinx sees it: config, prose pages and the *executed* notebooks.
+
+    Jupyter Book adds every .js and .css file under a static path to *every* page, so
+    only stylesheets go to src/_static/. Scripts and data that one page loads itself
+    (book/_static/atto/atto.js, chapter 1's exported models, the vendored MathJax) go to
+    src/_extra/_static/ (`html_extra_path`): copied into the site's _static/ unchanged and
+    loaded only by the pages that ask for them (Sphinx adds MathJax to pages with math).
+    """
     src = build / "src"
+    static, extra_static = src / "_static", src / EXTRA_DIR / "_static"
     wanted = set()
+
+    def place(source: Path, dst: Path) -> None:
+        _copy_if_changed(source, dst)
+        wanted.add(dst)
+
     for name in BOOK_FILES:
-        _copy_if_changed(root / name, src / name)
-        wanted.add(src / name)
+        place(root / name, src / name)
     for entry in toc_files(root):
         p = resolve_toc_entry(root, entry)
         if p.suffix == ".md":
-            _copy_if_changed(p, src / p.relative_to(root))
-            wanted.add(src / p.relative_to(root))
+            place(p, src / p.relative_to(root))
     for ch in chapters:
-        nb = executed_path(build, profile, ch)
-        dst = src / ch.toc_entry_path()
-        _copy_if_changed(nb, dst)
-        wanted.add(dst)
-    for static in (root / "book" / "_static").glob("**/*"):
-        if static.is_file():
-            dst = src / "_static" / static.relative_to(root / "book" / "_static")
-            _copy_if_changed(static, dst)
-            wanted.add(dst)
+        place(executed_path(build, profile, ch), src / ch.toc_entry_path())
+    book_static = root / "book" / "_static"
+    for f in sorted(book_static.glob("**/*")):
+        if f.is_file():
+            rel = f.relative_to(book_static)
+            place(f, (static if f.suffix == ".css" else extra_static) / rel)
     # Files a chapter writes under results/<profile>/<chapter>/_static/ (e.g. chapter 1's
     # exported models for the in-browser demo) are served from the book's _static/ too.
     for ch in chapters:
         chapter_static = build / "results" / profile / ch.name / "_static"
-        for static in chapter_static.glob("**/*"):
-            if static.is_file():
-                dst = src / "_static" / static.relative_to(chapter_static)
-                _copy_if_changed(static, dst)
-                wanted.add(dst)
+        for f in sorted(chapter_static.glob("**/*")):
+            if f.is_file():
+                place(f, extra_static / f.relative_to(chapter_static))
     info = src / "book" / "_generated" / "build_info.md"
     _write_if_changed(info, build_info_markdown(build, profile, chapters))
     wanted.add(info)
@@ -297,13 +339,14 @@ def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapte
     if mathjax is None:
         raise BookError("MathJax is not vendored (.cache/vendor/node_modules/mathjax); "
                         "run `make vendor` (npm install mathjax@3) so math renders offline")
-    mj_dst = src / "_static" / "mathjax"
-    if not (mj_dst / "tex-chtml.js").exists():
-        shutil.copytree(mathjax, mj_dst, dirs_exist_ok=True)
-    # Drop pages that are no longer in the toc (the vendored MathJax stays).
-    for p in list(src.rglob("*")):
-        if p.is_file() and p not in wanted and mj_dst not in p.parents:
+    for rel in mathjax_files(mathjax):
+        place(mathjax / rel, extra_static / "mathjax" / rel)
+    # Drop what is no longer part of the book (pages out of the toc, files of an older layout).
+    for p in sorted(src.rglob("*"), reverse=True):
+        if p.is_file() and p not in wanted:
             p.unlink()
+        elif p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
     return src
 
 
