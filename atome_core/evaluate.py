@@ -6,7 +6,7 @@ is one byte; a character model's nats are divided by the UTF-8 bytes of the
 characters it predicted, so both land on the same scale.
 """
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,9 +21,6 @@ class Score:
     ppl_per_byte: float        # 2 ** bits_per_byte
     predicted_tokens: int
     predicted_bytes: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def bits_per_byte(nats_per_byte: float) -> float:

@@ -31,14 +31,12 @@ from .atmb import (  # noqa: F401
     MAGIC,
     SECTIONS,
     SECTIONS_BY_ID,
-    SECTIONS_BY_NAME,
     TRIT_SECTION_NAMES,
     VERSION,
     Entry,
     Header,
     SectionSpec,
     read_blob,
-    read_blob_file,
     write_blob,
 )
 from .errors import (  # noqa: F401
@@ -97,7 +95,6 @@ from .routed_shape import (  # noqa: F401
     blob_config,
     check_tensors,
     config_from_state_dict,
-    effective_weights,
     expected_shapes,
     layer_trit_names,
     scale_key,

@@ -137,7 +137,6 @@ SECTIONS = [
     SectionSpec(10, "unembed.weight", "trit", False, meaning="output projection (vocab, d); 1 scale"),
 ]
 SECTIONS_BY_ID = {s.id: s for s in SECTIONS}
-SECTIONS_BY_NAME = {s.name: s for s in SECTIONS}
 TRIT_SECTION_NAMES = [s.name for s in SECTIONS if s.kind == "trit"]
 
 
@@ -403,7 +402,3 @@ def read_blob(data) -> tuple[RoutedBlobConfig, dict]:
         tensors.update(_decode_section(data, by_id[spec.id], cfg))
     return cfg, tensors
 
-
-def read_blob_file(path) -> tuple[RoutedBlobConfig, dict]:
-    with open(path, "rb") as f:
-        return read_blob(f.read())

@@ -209,20 +209,3 @@ def _to_numpy(x):
     if hasattr(x, "detach"):
         return x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def effective_weights(tensors: dict) -> dict:
-    """{name: float32 array}: trits * scale for ternary weights, vectors unchanged.
-
-    What the deployed model computes with. (Loading these as shadow weights into a model
-    that re-quantises with absmean would change the scale: use the trits and scales.)
-    """
-    out = {}
-    for k, a in tensors.items():
-        if k.endswith(".scale"):
-            continue
-        if scale_key(k) in tensors:
-            out[k] = np.asarray(a, np.float32) * np.float32(tensors[scale_key(k)])
-        else:
-            out[k] = np.asarray(a, np.float32)
-    return out
