@@ -9,11 +9,8 @@ such rounding difference (MARGIN), so no argmax can flip.
 """
 import functools
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -163,6 +160,25 @@ def test_greedy_continuation_equals_the_python_reference_for_every_budget(browse
     page.close()
 
 
+def test_page_opens_on_a_model_and_has_already_written_a_sampled_continuation(browser, site):
+    page = browser.new_page()
+    serve(page, site, [])
+    page.goto(f"{ORIGIN}/book/atto_demo.html")
+    page.wait_for_selector("#atto-demo[data-state='done']", timeout=20000)
+    manifest = json.loads((site / "_static" / "atto" / "models.json").read_text())
+    with_loss = [m for m in manifest["models"] if "val_loss_nats" in m]
+    best = (min(with_loss, key=lambda m: m["val_loss_nats"]) if with_loss
+            else max(manifest["models"], key=lambda m: m["num_params"]))
+    assert page.input_value("#atto-budget") == best["name"]
+    assert page.input_value("#atto-mode") == "sample"
+    assert 0 < float(page.input_value("#atto-temperature")) < 1.5
+    written = page.text_content("#atto-continuation")
+    assert len(written) == int(page.input_value("#atto-length")) > 0
+    # greedy stays one choice away
+    assert "greedy" in page.eval_on_selector_all("#atto-mode option", "os => os.map(o => o.value)")
+    page.close()
+
+
 def test_page_opened_from_a_file_uses_the_script_fallback(browser, site):
     page = browser.new_page()
     page.goto((site / "book" / "atto_demo.html").as_uri())
@@ -171,18 +187,12 @@ def test_page_opened_from_a_file_uses_the_script_fallback(browser, site):
     page.close()
 
 
-def test_the_books_own_exported_models_match_in_the_browser(browser, site, tmp_path):
+def test_the_books_own_exported_models_match_in_the_browser(browser, site, tmp_path, request):
     static = built_site()
     if static is None:
-        # no build here (a fresh clone, CI): run chapter 1 under the smoke profile into a
-        # scratch build folder, so the models tested are the ones the book itself exports
-        scratch = tmp_path / "_build"
-        env = {**os.environ, "ATOME_BUILD_DIR": str(scratch)}
-        run = subprocess.run([sys.executable, "-m", "atome_core.cli", "book", "--profile", "smoke",
-                              "--only", "01_atto_series", "--no-render"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stdout + run.stderr
-        static = scratch / "results" / "smoke" / "01_atto_series" / "_static" / "atto"
+        # no build here (a fresh clone, CI): the session's smoke build of the whole book
+        # (tests/conftest.py), so the models tested are the ones the book itself exports
+        static = request.getfixturevalue("smoke_book").results / "01_atto_series" / "_static" / "atto"
     root = tmp_path / "built"
     shutil.copytree(static, root / "_static" / "atto")
     shutil.copy(ROOT / "book" / "_static" / "atto" / "atto.js", root / "_static" / "atto" / "atto.js")

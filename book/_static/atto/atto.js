@@ -216,9 +216,12 @@
     });
     var prompt = el("input", { id: "atto-prompt", type: "text", value: "ROMEO:", size: "30", "aria-label": "prompt" });
     var length = el("input", { id: "atto-length", type: "number", value: "200", min: "1", max: "2000", "aria-label": "characters to generate" });
+    select.value = defaultModel(manifest).name;
+    // Sampling by default: greedy decoding soon loops on models this small.
     var mode = el("select", { id: "atto-mode", "aria-label": "decoding" });
+    mode.appendChild(el("option", { value: "sample" }, "sample (seeded)"));
     mode.appendChild(el("option", { value: "greedy" }, "greedy"));
-    mode.appendChild(el("option", { value: "sample" }, "sample"));
+    mode.value = "sample";
     var temp = el("input", { id: "atto-temperature", type: "number", value: "0.8", step: "0.1", min: "0.05", "aria-label": "temperature" });
     var seed = el("input", { id: "atto-seed", type: "number", value: "0", "aria-label": "seed" });
     var button = el("button", { id: "atto-generate", type: "button" }, "Generate");
@@ -254,7 +257,7 @@
     }
     select.addEventListener("change", showInfo);
     showInfo();
-    button.addEventListener("click", function () {
+    function run() {
       status.textContent = "running";
       root.setAttribute("data-state", "running");
       getModel(select.value).then(function (model) {
@@ -271,8 +274,20 @@
         status.textContent = "error: " + err.message;
         root.setAttribute("data-state", "error");
       });
-    });
+    }
+    button.addEventListener("click", run);
     root.setAttribute("data-state", "ready");
+    run();  // the page opens with a continuation already written by the default model
+  }
+
+  // The model the page opens on: the lowest validation loss of this build, else the largest.
+  function defaultModel(manifest) {
+    var withLoss = manifest.models.filter(function (m) { return typeof m.val_loss_nats === "number"; });
+    var pool = withLoss.length ? withLoss : manifest.models;
+    return pool.reduce(function (best, m) {
+      if (withLoss.length) return m.val_loss_nats < best.val_loss_nats ? m : best;
+      return m.num_params > best.num_params ? m : best;
+    });
   }
 
   function start() {
