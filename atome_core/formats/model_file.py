@@ -131,7 +131,8 @@ def read_model_file(path) -> ModelFile:
     if meta.get("format") == FORMAT:
         family = meta.get("family")
         family_classes(family)                      # a ValueError names an unknown family
-        return ModelFile(family, config_of(family, json.loads(meta["config"])), tensors,
+        config = json.loads(meta["config"]) if meta.get("config") else None
+        return ModelFile(family, config_of(family, config), tensors,
                          tokenizer_from_json(meta.get("tokenizer", "")), json.loads(meta.get("info") or "{}"),
                          "model file")
     if "atome" in meta:
@@ -141,7 +142,7 @@ def read_model_file(path) -> ModelFile:
         family = record.get("family")
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         return ModelFile(family, config_of(family, record.get("model_config")), state, None,
-                         {"step": record["step"]}, "training checkpoint")
+                         {"step": record.get("step")}, "training checkpoint")
     if meta.get("format"):
         raise ValueError(f"{path}: not an atome model file (format {meta.get('format')!r})")
     if any(k.startswith("model.") for k in tensors):       # a trainer-style state_dict

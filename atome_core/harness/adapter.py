@@ -5,7 +5,7 @@
 
 lm-eval 0.4.x takes models from a fixed table and has no plugin entry point, so the
 class is registered when this module is imported: `atome lm-eval` (or
-`python -m atome_core.lm_eval_adapter`) imports it and then hands the arguments to
+`python -m atome_core.harness.adapter`) imports it and then hands the arguments to
 lm-eval's own command line. From Python: import this module, then
 `lm_eval.simple_evaluate(model="atome", model_args="checkpoint=...", ...)`.
 
