@@ -44,3 +44,127 @@ def text_bits_per_byte(model, tokenizer, text: str, seq_len: int, max_windows: i
                                     reduction="sum").item()
             n_bytes += int(token_bytes[w[:, 1:].numpy()].sum())
     return nats / n_bytes / math.log(2)
+
+
+# -- chapter 8's steps -----------------------------------------------------------------------------
+
+SAMPLE_LINE = "ROMEO:\nBut, soft! what light through yonder window breaks?\n"
+
+
+def curriculum_corpora(curriculum, eval_bytes: int) -> tuple[list, dict, str]:
+    """(corpus names in the curriculum, sorted; {name: Corpus}; the first `eval_bytes`
+    characters of Shakespeare's validation split, the text every model is scored on)."""
+    from .. import data
+    names = sorted({name for _, weights in curriculum for name in weights})
+    corpora = {name: data.load_corpus(name) for name in names}
+    shakespeare = corpora["shakespeare"] if "shakespeare" in corpora else data.load_corpus("shakespeare")
+    return names, corpora, shakespeare.val[:eval_bytes]
+
+
+def tokenizer_stats(tokenizer, text: str) -> dict:
+    """Vocabulary size, and the bytes, tokens and bytes per token of `text`."""
+    n_bytes, n_tokens = len(text.encode()), len(tokenizer.encode(text))
+    return {"vocab_size": tokenizer.vocab_size, "bytes": n_bytes, "tokens": n_tokens,
+            "bytes_per_token": n_bytes / n_tokens}
+
+
+def token_pieces(tokenizer, text: str) -> list[str]:
+    """The pieces `text` splits into, each token decoded on its own."""
+    return [tokenizer.decode_bytes([t]).decode("utf-8", "replace") for t in tokenizer.encode(text)]
+
+
+def byte_window(seq_len: int, bytes_per_token: float) -> int:
+    """Training window of a byte-level model that sees about as many bytes per step as a
+    BPE model with windows of `seq_len` tokens (at least 8)."""
+    return max(8, int(round(seq_len * bytes_per_token)))
+
+
+def build_models(tokenizer, seed: int, atom_overrides: dict, atom_small_overrides: dict, seq_len: int,
+                 byte_seq: int) -> dict:
+    """{name: (model, tokenizer, training window)}: the Atom-style model at the profile's
+    size and one of the modern 60K baseline's size (BPE), the routed ternary and modern
+    60K models (bytes); each initialised right after torch.manual_seed(seed)."""
+    import torch
+
+    from ..data.tokenizer import ByteTokenizer
+    from ..models.modern import ModernConfig, ModernLM
+    from ..models.routed import RoutedConfig, RoutedLM
+    builders = [("Atom-style (BPE)", lambda: ModernLM(atom_config(vocab_size=tokenizer.vocab_size, **atom_overrides)),
+                 tokenizer, seq_len),
+                ("Atom-style 60K (BPE)", lambda: ModernLM(atom_config(vocab_size=tokenizer.vocab_size,
+                                                                      **atom_small_overrides)), tokenizer, seq_len),
+                ("routed ternary 60K (bytes)", lambda: RoutedLM(RoutedConfig()), ByteTokenizer(), byte_seq),
+                ("modern 60K (bytes)", lambda: ModernLM(ModernConfig()), ByteTokenizer(), byte_seq)]
+    models = {}
+    for name, build, tok, window in builders:
+        torch.manual_seed(seed)
+        models[name] = (build(), tok, window)
+    return models
+
+
+def train_on_curriculum(models: dict, corpora: dict, curriculum, val_text: str, steps: int, batch_size: int,
+                        lr: float, seed: int, train_chars: int | None = None) -> dict:
+    """Train each model in turn on the curriculum's mixture of `corpora` (cosine schedule,
+    5 % warm-up, final lr / 10); {name: (model, tokenizer, window, TrainResult)}."""
+    import numpy as np
+
+    from ..data.curriculum import Curriculum
+    from ..train import TrainConfig, train
+    schedule = [(float(f), dict(w)) for f, w in curriculum]
+    trained = {}
+    for name, (model, tok, window) in models.items():
+        streams = {n: np.asarray(tok.encode(c.train[:train_chars]), dtype=np.int64) for n, c in corpora.items()}
+        val = np.asarray(tok.encode(val_text), dtype=np.int64)
+        cfg = TrainConfig(steps=steps, batch_size=batch_size, seq_len=window, lr=lr, schedule="cosine",
+                          warmup_steps=max(1, steps // 20), min_lr=lr / 10, seed=seed,
+                          log_every=max(1, steps // 50), eval_batches=4)
+        result = train(model, Curriculum(streams, schedule), val, cfg, progress_desc=name)
+        trained[name] = (model, tok, window, result)
+    return trained
+
+
+def bits_per_byte_table(trained: dict, val_text: str, bpe_tokenizer, bytes_per_token: float) -> dict:
+    """{name: parameters, deployed bytes and format, bits per byte of `val_text`, training
+    bytes seen (tokens seen x bytes per token for the BPE models)}."""
+    from ..evaluate import deployed_bytes
+    table = {}
+    for name, (model, tok, window, result) in trained.items():
+        size = deployed_bytes(model)
+        seen = result.history[-1]["tokens_seen"] * (bytes_per_token if tok is bpe_tokenizer else 1)
+        table[name] = {"params": model.num_params(), "deployed_bytes": size["bytes"],
+                       "deployed_format": size["format"],
+                       "bits_per_byte": text_bits_per_byte(model, tok, val_text, window),
+                       "train_bytes_seen": seen}
+    return table
+
+
+LOCAL_TASK_COLUMNS = [("shakespeare_nextline", "acc"), ("shakespeare_nextline", "acc_norm"),
+                      ("shakespeare_cloze", "acc"), ("shakespeare_complete", "exact_match"),
+                      ("shakespeare_bpb", "bits_per_byte")]
+
+
+def local_task_scores(trained: dict, n_items: int, seed: int) -> dict:
+    """lm-evaluation-harness on the four local tasks (atome_core.harness.tasks), written
+    to a scratch folder: {name: {task: {metric: value}}}, quietly."""
+    import tempfile
+
+    from ..harness import tasks
+    with tempfile.TemporaryDirectory(prefix="atome-tasks-") as folder:
+        task_dir = tasks.write_local_tasks(folder, n=n_items, seed=seed)
+        return {name: tasks.evaluate(model, tok, task_dir) for name, (model, tok, _, _) in trained.items()}
+
+
+def local_task_rows(scores: dict) -> list[list]:
+    """[name, one value per LOCAL_TASK_COLUMNS] per model."""
+    return [[name, *(s[t][m] for t, m in LOCAL_TASK_COLUMNS)] for name, s in scores.items()]
+
+
+def nextline_reading(scores: dict, default_items: int) -> dict:
+    """The model with the best next-line accuracy, its accuracy, the items, and how many
+    binomial standard errors at chance (25 %) it lies from chance."""
+    import math
+    best = max(scores, key=lambda n: scores[n]["shakespeare_nextline"]["acc"])
+    acc = scores[best]["shakespeare_nextline"]["acc"]
+    n = scores[best]["shakespeare_nextline"].get("sample_len", default_items)
+    se = math.sqrt(0.25 * 0.75 / n)
+    return {"best": best, "acc": acc, "items": n, "se": se, "z": (acc - 0.25) / se}

@@ -13,8 +13,14 @@ the Shakespeare *validation* split (the last 10 %), which no model trains on.
   to the newline must equal the rest of the line (exact match).
 - shakespeare_bpb (rolling log-likelihood): whole speeches; bits per byte.
 """
+import contextlib
+import io
 import json
+import logging
+import os
 import re
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,17 +117,59 @@ def write_local_tasks(folder, n: int = 200, seed: int = 0, corpus: str = "shakes
     return folder
 
 
-def evaluate(model, tokenizer, folder, tasks=TASK_NAMES, limit: int | None = None) -> dict:
-    """Run lm-eval on the local tasks; {task: {metric: value}} (stderr entries dropped)."""
-    import os
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
+@contextlib.contextmanager
+def quiet_lm_eval():
+    """lm-eval and `datasets` without progress bars, warnings or chatter, for a chapter's
+    output: datasets' bars off and both libraries' loggers at ERROR; tqdm's warnings
+    ignored; Python's stderr captured (lm-eval's own tqdm bars cannot be switched off)
+    and written out only if an error escapes; and the stderr of the `git describe` that
+    lm-eval runs to record a commit sent to /dev/null (outside a repository it prints
+    "fatal: not a git repository")."""
+    captured = io.StringIO()
+    sys.stderr.flush()
+    saved_fd, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    loggers = {name: logging.getLogger(name) for name in ("lm_eval", "lm-eval", "datasets")}
+    levels = {name: lg.level for name, lg in loggers.items()}
+    bars_were_off = None
+    try:
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
+                warnings.filterwarnings("ignore", module="tqdm")
+                warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+                import datasets
+                bars_were_off = datasets.are_progress_bars_disabled()
+                datasets.disable_progress_bars()
+                for lg in loggers.values():
+                    lg.setLevel(logging.ERROR)
+                yield
+        finally:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            os.close(devnull)
+            for name, lg in loggers.items():
+                lg.setLevel(levels[name])
+            if bars_were_off is False:
+                import datasets
+                datasets.enable_progress_bars()
+    except Exception:
+        sys.stderr.write(captured.getvalue())
+        raise
 
-    from .adapter import AtomeLM
-    lm = AtomeLM(model=model, tokenizer=tokenizer)
-    out = simple_evaluate(model=lm, tasks=list(tasks), task_manager=TaskManager(include_path=str(folder), include_defaults=False),
-                          limit=limit, log_samples=False, bootstrap_iters=0, verbosity="ERROR")
+
+def evaluate(model, tokenizer, folder, tasks=TASK_NAMES, limit: int | None = None, quiet: bool = True) -> dict:
+    """Run lm-eval on the local tasks; {task: {metric: value}} (stderr entries dropped).
+    quiet: no progress bars or library chatter (quiet_lm_eval)."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    with quiet_lm_eval() if quiet else contextlib.nullcontext():
+        from lm_eval import simple_evaluate
+        from lm_eval.tasks import TaskManager
+
+        from .adapter import AtomeLM
+        lm = AtomeLM(model=model, tokenizer=tokenizer)
+        out = simple_evaluate(model=lm, tasks=list(tasks),
+                              task_manager=TaskManager(include_path=str(folder), include_defaults=False),
+                              limit=limit, log_samples=False, bootstrap_iters=0, verbosity="ERROR")
     return {task: {k.split(",")[0]: v for k, v in metrics.items()
                    if "stderr" not in k and k != "alias" and isinstance(v, (int, float))}
             for task, metrics in out["results"].items()}
