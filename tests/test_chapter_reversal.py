@@ -84,9 +84,11 @@ def test_budget_rows_count_passes_over_the_training_text():
 def test_skipped_note_names_the_missing_rungs_and_their_cost_only_when_timed():
     assert "Every rung" in rl.skipped_note("paper", [], 3, None)
     untimed = rl.skipped_note("smoke", ["240k", "944k"], 3, None)
-    assert untimed == "Not trained at the `smoke` profile: the 240k, 944k rungs."
+    assert untimed == "Not trained at the smoke profile: the 240k, 944k rungs."
     timed = rl.skipped_note("cpu", ["944k"], 3, {"944k": 1800.0})
     assert "the 944k rung." in timed and "about 30 minutes of one core" in timed
+    # glued as plain text: Markdown would show as written
+    assert not any("`" in text for text in (untimed, timed, rl.passes_note(11.0), rl.passes_note(1.0)))
 
 
 def test_results_rows_show_median_and_range_and_name_the_best_family():

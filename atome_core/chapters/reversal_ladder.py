@@ -1,11 +1,12 @@
 """Chapter 5's ladder: the published 944K pair, our runs at four sizes, and where they cross.
 
 What the chapter shows, built from what it measured: the rows of its tables, the
-numbers and short phrases its prose glues in, and its two figures of the ladder. The
+numbers and short phrases its prose glues in, and its figure of the ladder. The
 statistics (medians over seeds, the crossover, the router) live in
 atome_core.chapters.reversal; this module only reads them.
 
-Numbers that a build may not have (the published checkpoints are absent from a fresh
+The glued phrases are plain text (no Markdown: a backtick would show as one). Numbers
+that a build may not have (the published checkpoints are absent from a fresh
 clone; one rung has no crossover) are glued as text: "n/a" rather than a number, so the
 chapter's prose renders in every build.
 """
@@ -179,7 +180,7 @@ def most_passes(cells: list[dict], train_bytes: int) -> float:
 def passes_note(passes: float) -> str:
     if passes > 10:
         return ("Past ten passes these runs measure memorisation as much as learning. The kit trained on "
-                "the whole TinyStories corpus; give it with `corpus_path` or `$ATOME_TINYSTORIES`.")
+                "the whole TinyStories corpus; give it with the corpus_path parameter or $ATOME_TINYSTORIES.")
     return "Few enough passes that the runs measure learning, not memorisation."
 
 
@@ -198,15 +199,15 @@ def skipped_cost_seconds(families, skipped_sizes, train_tokens, recipe, tokens) 
 def skipped_note(profile: str, skipped_sizes, n_families: int, cost_seconds: dict | None) -> str:
     """What the profile leaves out of the ladder and, when timed, what it would cost."""
     if not skipped_sizes:
-        return f"Every rung is trained at the `{profile}` profile."
+        return f"Every rung is trained at the {profile} profile."
     plural = "s" if len(skipped_sizes) > 1 else ""
-    note = f"Not trained at the `{profile}` profile: the {', '.join(skipped_sizes)} rung{plural}."
+    note = f"Not trained at the {profile} profile: the {', '.join(skipped_sizes)} rung{plural}."
     if cost_seconds:
         note += " " + " ".join(
             f"One seed of the {n_families} families at {size} and this budget would take about "
             f"{secs / 60:.0f} minutes of one core here (steps timed just now)." for size, secs in cost_seconds.items())
         note += (" Added to the rungs above, that would take this chapter past its share of the book's time "
-                 "(about 8 of the 45 minutes on two cores); the `paper` profile trains it with the kit's recipe "
+                 "(about 8 of the 45 minutes on two cores); the paper profile trains it with the kit's recipe "
                  "on a GPU.")
     return note
 
