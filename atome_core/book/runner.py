@@ -13,6 +13,7 @@ Results move into place only after the notebook succeeded (staging + rename).
 """
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -44,6 +45,14 @@ EXTRA_DIR = "_extra"   # html_extra_path in _config.yml: copied into the site as
 KERNEL_ENV = {"ATOME_PROGRESS": "0", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
               "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 KERNEL_WARNINGS = ["ignore:IProgress not found"]
+
+
+class _RunnerParameters(logging.Filter):
+    """papermill warns of every injected name the parameters cell does not declare; the two
+    the runner itself injects (`chapter`, `injected`, see injected_parameters) are expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in ("Passed unknown parameter: chapter", "Passed unknown parameter: injected")
 
 
 class BookError(RuntimeError):
@@ -175,6 +184,8 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     os.environ.pop("MPLBACKEND", None)
     t0 = time.perf_counter()
     succeeded = False
+    quiet = _RunnerParameters()
+    logging.getLogger("papermill").addFilter(quiet)
     try:
         papermill.execute_notebook(
             str(chapter.path), str(staged_nb), parameters=params, kernel_name="python3",
@@ -196,6 +207,7 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
         raise BookError(f"notebook {chapter.path.relative_to(repo_root())} could not be executed: "
                         f"{type(e).__name__}: {e}") from None
     finally:
+        logging.getLogger("papermill").removeFilter(quiet)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)
