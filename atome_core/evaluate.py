@@ -1,5 +1,12 @@
 """Held-out scores in units that compare across tokenisations: bits per byte.
 
+The one windowed scorer of the package. Windows are non-overlapping, seq_len + 1 tokens
+each, from token 0 (`eval_windows`): window i feeds tokens[i*L : i*L+L] and predicts
+tokens[i*L+1 : i*L+L+1], each with a fresh context (the kit's evaluation); deterministic.
+`evaluate_sum` adds the nats of every predicted token, `evaluate_loss` averages them,
+`score` turns them into bits per byte for a byte model or, given each token's length in
+bytes, for any tokenizer (`text_bits_per_byte` from text and a tokenizer).
+
 The kit's numbers: bpb = summed nats / predicted bytes / ln 2, per-byte
 perplexity = 2^bpb (e.g. its "6.31 ppl" is bpb 2.66). For a byte model one token
 is one byte; a character model's nats are divided by the UTF-8 bytes of the
@@ -9,8 +16,52 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from .train import evaluate_sum
+
+def model_device(model) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def eval_windows(tokens, seq_len: int, max_windows: int | None = None) -> np.ndarray:
+    """The evaluation windows as an int64 array (n, seq_len + 1)."""
+    tokens = np.asarray(tokens)
+    n_windows = (len(tokens) - 1) // seq_len
+    if max_windows is not None:
+        n_windows = min(n_windows, max_windows)
+    if n_windows < 1:
+        raise ValueError(f"{len(tokens)} tokens are too few for one evaluation window of {seq_len}+1")
+    return tokens[np.arange(n_windows)[:, None] * seq_len + np.arange(seq_len + 1)].astype(np.int64)
+
+
+@torch.no_grad()
+def evaluate_sum(model, tokens: np.ndarray, seq_len: int, max_windows: int | None = None,
+                 batch_size: int = 32) -> tuple[float, int]:
+    """(summed nats, predicted tokens) over the evaluation windows."""
+    windows = eval_windows(tokens, seq_len, max_windows)
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        for first in range(0, len(windows), batch_size):
+            batch = torch.from_numpy(windows[first:first + batch_size]).to(device)
+            logits = model(batch[:, :-1]).float()
+            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1),
+                                     reduction="sum").item()
+    finally:
+        model.train(was_training)
+    return total, len(windows) * seq_len
+
+
+def evaluate_loss(model, tokens: np.ndarray, seq_len: int, max_windows: int | None = None,
+                  batch_size: int = 32) -> float:
+    """Mean nats per predicted token over the evaluation windows."""
+    total, count = evaluate_sum(model, tokens, seq_len, max_windows, batch_size)
+    return total / count
 
 
 @dataclass
@@ -37,23 +88,30 @@ def bpb_from_ppl(ppl: float) -> float:
 
 def score(model, tokens: np.ndarray, seq_len: int, max_windows: int | None = None,
           batch_size: int = 32, bytes_per_token: np.ndarray | None = None) -> Score:
-    """Evaluate on non-overlapping windows from token 0 (see train.evaluate_loss).
+    """Bits per byte (and friends) over the evaluation windows.
 
     bytes_per_token: for non-byte vocabularies, the UTF-8 length of each token id
     (indexable by id); None means one byte per token.
     """
-    tokens = np.asarray(tokens)
     total, count = evaluate_sum(model, tokens, seq_len, max_windows, batch_size)
-    n_windows = count // seq_len
     if bytes_per_token is None:
         n_bytes = count
     else:
-        rows = np.arange(n_windows)[:, None] * seq_len + 1 + np.arange(seq_len)  # the predicted positions
-        n_bytes = int(np.asarray(bytes_per_token)[tokens[rows]].sum())
+        predicted = eval_windows(tokens, seq_len, max_windows)[:, 1:]
+        n_bytes = int(np.asarray(bytes_per_token)[predicted].sum())
     nats_per_byte = total / n_bytes
     bpb = bits_per_byte(nats_per_byte)
     return Score(nats_per_token=total / count, nats_per_byte=nats_per_byte, bits_per_byte=bpb,
                  ppl_per_byte=ppl_from_bpb(bpb), predicted_tokens=count, predicted_bytes=n_bytes)
+
+
+def text_bits_per_byte(model, tokenizer, text: str, seq_len: int, max_windows: int | None = None,
+                       batch_size: int = 16) -> float:
+    """Bits per byte of `text` under a model with any tokenizer: the summed nats of the
+    predicted tokens over the bytes those tokens spell, / ln 2."""
+    tokens = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    token_bytes = np.array([len(tokenizer.decode_bytes([t])) for t in range(tokenizer.vocab_size)])
+    return score(model, tokens, seq_len, max_windows, batch_size, bytes_per_token=token_bytes).bits_per_byte
 
 
 def median_and_range(values) -> dict:

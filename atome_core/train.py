@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .evaluate import evaluate_loss
 from .files import write_atomic
 from .formats.model_file import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 from .models import family_of
@@ -126,51 +126,6 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(saved)
-
-
-def model_device(model) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-@torch.no_grad()
-def evaluate_loss(model, tokens: np.ndarray, seq_len: int, max_windows: int | None = None,
-                  batch_size: int = 32) -> float:
-    """Mean nats per predicted token over non-overlapping windows from token 0.
-
-    Window i predicts tokens[i*L+1 : i*L+L+1] from tokens[i*L : i*L+L], each with a
-    fresh context (the kit's evaluation). Deterministic: no sampling.
-    """
-    total, count = evaluate_sum(model, tokens, seq_len, max_windows, batch_size)
-    return total / count
-
-
-@torch.no_grad()
-def evaluate_sum(model, tokens: np.ndarray, seq_len: int, max_windows: int | None = None,
-                 batch_size: int = 32) -> tuple[float, int]:
-    """(summed nats, predicted tokens) over the windows of evaluate_loss."""
-    tokens = np.asarray(tokens)
-    n_windows = (len(tokens) - 1) // seq_len
-    if max_windows is not None:
-        n_windows = min(n_windows, max_windows)
-    if n_windows < 1:
-        raise ValueError(f"{len(tokens)} tokens are too few for one evaluation window of {seq_len}+1")
-    device = model_device(model)
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    try:
-        for first in range(0, n_windows, batch_size):
-            idx = np.arange(first, min(n_windows, first + batch_size))
-            rows = idx[:, None] * seq_len + np.arange(seq_len + 1)
-            windows = torch.from_numpy(tokens[rows].astype(np.int64)).to(device)
-            logits = model(windows[:, :-1]).float()
-            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), windows[:, 1:].reshape(-1),
-                                     reduction="sum").item()
-    finally:
-        model.train(was_training)
-    return total, n_windows * seq_len
 
 
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:

@@ -51,8 +51,8 @@ def test_bits_per_byte_is_tokenizer_fair():
 
     import torch
 
-    from atome_core.chapters.atom_recipe import text_bits_per_byte
     from atome_core.data.tokenizer import BPETokenizer, ByteTokenizer
+    from atome_core.evaluate import text_bits_per_byte
 
     class Uniform(torch.nn.Module):          # the same probability for every token
         def __init__(self, vocab):

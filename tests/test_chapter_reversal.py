@@ -9,6 +9,7 @@ import torch
 from atome_core.book.report import table_markdown
 from atome_core.chapters import reversal as ra
 from atome_core.chapters import reversal_ladder as rl
+from atome_core.evaluate import eval_windows
 from atome_core.models import presets
 from atome_core.models.routed import RoutedConfig, RoutedLM
 
@@ -266,7 +267,7 @@ def test_analyse_router_of_a_tiny_routed_model_scores_every_text_with_every_dete
     rng = np.random.default_rng(0)
     in_tokens = rng.integers(97, 123, 256 * 4 + 1)            # lowercase letters
     books = {"other": rng.integers(0, 256, 256 * 4 + 1)}
-    in_stats = ra.per_token_stats(model, ra.windows(in_tokens, 256, 4))
+    in_stats = ra.per_token_stats(model, eval_windows(in_tokens, 256, 4))
     options = dict(ood_windows=4, bootstrap=20, spearman_windows=3, spearman_bootstrap=10, skip_first=8, seed=0)
     result = ra.analyse_router(model, in_stats, in_tokens, books, **options)
     assert list(result["detection"]) == ["other", "shuffled in-domain bytes"]

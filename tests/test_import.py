@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from atome_core.evaluate import evaluate_loss
 from atome_core.formats import published as C
 from atome_core.paths import shared_interop_dir
-from atome_core.train import evaluate_loss
 
 INTEROP = shared_interop_dir()
 pytestmark = pytest.mark.skipif(INTEROP is None, reason="../shared/interop (the published Atome "

@@ -5,7 +5,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from atome_core.book.notebooks import function_definitions, normalize_notebook, notebook_text
+from atome_core.book.notebooks import (
+    function_definitions,
+    normalize_notebook,
+    notebook_text,
+)
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 

@@ -9,11 +9,11 @@ import torch
 from atome_core import formats, recipe
 from atome_core.chapters import reversal as ra
 from atome_core.cli import main as atome
+from atome_core.evaluate import eval_windows, evaluate_loss
 from atome_core.formats.model_file import load_model
 from atome_core.models import presets
 from atome_core.models.routed import RoutedConfig, RoutedLM
 from atome_core.models.vanilla import PUBLISHED_944K
-from atome_core.train import evaluate_loss
 
 # -----------------------------------------------------------------------------
 # the ladder
@@ -187,7 +187,7 @@ def test_per_token_stats_of_a_routed_model():
     torch.manual_seed(0)
     model = RoutedLM(RoutedConfig(d_model=16, n_layers=2, d_head=4))
     tokens = np.random.default_rng(0).integers(0, 256, 16 * 10 + 1)
-    w = ra.windows(tokens, 16)
+    w = eval_windows(tokens, 16)
     assert w.shape == (10, 17) and (w[1, :] == tokens[16:33]).all()
     stats = ra.per_token_stats(model, w, batch_size=4)
     assert stats["loss"].shape == stats["msp"].shape == (10, 16)
@@ -198,7 +198,7 @@ def test_per_token_stats_of_a_routed_model():
     scores = ra.window_scores(stats)
     assert set(scores) == {"loss", "one_minus_msp", "entropy_mean", "entropy_layer_0", "entropy_layer_1"}
     assert scores["entropy_mean"] == pytest.approx((scores["entropy_layer_0"] + scores["entropy_layer_1"]) / 2)
-    other = ra.window_scores(ra.per_token_stats(model, ra.windows(ra.shuffled_bytes(tokens, 0), 16)))
+    other = ra.window_scores(ra.per_token_stats(model, eval_windows(ra.shuffled_bytes(tokens, 0), 16)))
     table = ra.detection_table(scores, {"shuffled": other}, n_boot=50)
     assert set(table["shuffled"]) == set(scores) | {"entropy_vs_loss", "entropy_vs_one_minus_msp"}
     corr = ra.entropy_loss_correlations(stats, n_boot=50, skip_first=4)

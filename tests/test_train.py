@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from atome_core import evaluate as E
 from atome_core import train as T
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -90,11 +91,11 @@ def test_evaluate_loss_is_mean_over_nonoverlapping_windows():
         x = torch.from_numpy(np.stack([tokens[i * L:i * L + L] for i in range(n)]))
         y = torch.from_numpy(np.stack([tokens[i * L + 1:i * L + L + 1] for i in range(n)]))
         expected = F.cross_entropy(model(x).reshape(-1, 64), y.reshape(-1)).item()
-    assert T.evaluate_loss(model, tokens, L, batch_size=7) == pytest.approx(expected, rel=1e-6)
-    total, count = T.evaluate_sum(model, tokens, L, max_windows=5)
+    assert E.evaluate_loss(model, tokens, L, batch_size=7) == pytest.approx(expected, rel=1e-6)
+    total, count = E.evaluate_sum(model, tokens, L, max_windows=5)
     assert count == 5 * L
     with pytest.raises(ValueError, match="too few"):
-        T.evaluate_loss(model, tokens[:10], L)
+        E.evaluate_loss(model, tokens[:10], L)
 
 
 def run(steps, vocab=64, lr=3e-3, **kw):
@@ -194,18 +195,17 @@ def test_jobs_give_the_same_results_in_parallel_processes():
         assert all(np.array_equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     assert serial[0].final_val_loss != serial[1].final_val_loss   # the init seed matters
     model = T.load_state(TinyLM(64), serial[0].state_dict)
-    assert T.evaluate_loss(model, tokens[2700:], 16, batch_size=4) == serial[0].final_val_loss
+    assert E.evaluate_loss(model, tokens[2700:], 16, batch_size=4) == serial[0].final_val_loss
 
 
 # -----------------------------------------------------------------------------
 # atome_core.evaluate
 
 def test_score_in_bits_per_byte():
-    from atome_core import evaluate as E
     model = fresh_model()
     tokens = make_tokens(1000, 64)
     s = E.score(model, tokens, 32)
-    nats = T.evaluate_loss(model, tokens, 32)
+    nats = E.evaluate_loss(model, tokens, 32)
     assert s.predicted_tokens == s.predicted_bytes == (999 // 32) * 32
     assert s.nats_per_token == pytest.approx(nats) and s.nats_per_byte == pytest.approx(nats)
     assert s.bits_per_byte == pytest.approx(nats / math.log(2))
@@ -217,14 +217,12 @@ def test_score_in_bits_per_byte():
 
 
 def test_kit_units():
-    from atome_core import evaluate as E
     assert E.ppl_from_bpb(E.bpb_from_ppl(6.31)) == pytest.approx(6.31)
     assert E.bpb_from_ppl(6.31) == pytest.approx(math.log2(6.31))
     assert E.median_and_range([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
 
 
 def test_ab_models_and_deployed_bytes():
-    from atome_core import evaluate as E
     from atome_core.chapters.ab_60k import ab_models
     specs = ab_models(pathway_ablations=True)
     assert list(specs)[:4] == ["routed", "vanilla param-fair", "vanilla flash-fair", "modern"]
@@ -242,3 +240,33 @@ def test_ab_models_and_deployed_bytes():
     assert 0 < size["bytes"] < 4 * 60_800 / 10   # far below FP32
     fp32 = E.deployed_bytes(specs["modern"][0](specs["modern"][1]))
     assert fp32 == {"format": "FP32", "bytes": 4 * counts["modern"]}
+
+
+def test_every_windowed_score_predicts_the_same_tokens_from_the_same_windows():
+    tokens = np.arange(50) % 7
+    w = E.eval_windows(tokens, 8, max_windows=3)
+    assert w.shape == (3, 9) and w[1, 0] == tokens[8] and w[2, -1] == tokens[24]
+    with pytest.raises(ValueError, match="too few for one evaluation window"):
+        E.eval_windows(tokens[:5], 8)
+
+
+def test_text_bits_per_byte_counts_the_bytes_each_predicted_token_spells():
+    class Uniform(nn.Module):
+        def __init__(self, vocab):
+            super().__init__()
+            self.vocab, self.p = vocab, nn.Parameter(torch.zeros(1))
+
+        def forward(self, idx):
+            return torch.zeros(*idx.shape, self.vocab) + 0 * self.p
+
+    class TwoBytesPerToken:
+        vocab_size = 16
+
+        def encode(self, text):
+            return [ord(c) % 16 for c in text]
+
+        def decode_bytes(self, ids):
+            return b"ab" * len(ids)
+
+    # uniform over 16 tokens = 4 bits per token = 2 bits per byte when each token spells 2 bytes
+    assert E.text_bits_per_byte(Uniform(16), TwoBytesPerToken(), "x" * 65, 16) == pytest.approx(2.0)

@@ -321,9 +321,9 @@ def train_transformers(budgets, train_tokens, val_tokens, *, seed: int, steps: i
     """{budget: {config, loss, seconds, tokens}, or None where no transformer fits}: the
     contrast transformer with exactly the budget's parameters, trained by train_recipe on
     about chars_per_step characters a step and scored in windows of its block size."""
+    from ..evaluate import evaluate_loss
     from ..models import tiny_transformer
     from ..progress import progress
-    from ..train import evaluate_loss
     out = {}
     for budget in progress(budgets, desc="transformer"):
         cfg = tiny_transformer.contrast_config(budget, block)

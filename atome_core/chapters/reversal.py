@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..evaluate import eval_windows
 from ..models.routed import RoutedLM
 from ..progress import progress
 
@@ -154,17 +155,6 @@ def separation_difference_ci(neg_a, pos_a, neg_b, pos_b, n_boot: int = 1000, see
 # -----------------------------------------------------------------------------
 # windows of text
 
-def windows(tokens, seq_len: int, max_windows: int | None = None) -> np.ndarray:
-    """Non-overlapping windows of seq_len + 1 bytes from byte 0: (n, seq_len + 1); window i
-    feeds tokens[i*L : i*L+L] and predicts tokens[i*L+1 : i*L+L+1] (as evaluate_loss does)."""
-    tokens = np.asarray(tokens)
-    available = (len(tokens) - 1) // seq_len
-    if available < 1:
-        raise ValueError(f"{len(tokens)} bytes are too few for one window of {seq_len}+1")
-    starts = np.arange(available if max_windows is None else min(available, max_windows)) * seq_len
-    return tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64)
-
-
 def shuffled_bytes(tokens, seed: int) -> np.ndarray:
     """The same bytes in a random order: the byte frequencies of the text, none of its structure."""
     return np.random.default_rng(seed).permutation(np.asarray(tokens))
@@ -288,7 +278,7 @@ def other_books() -> dict:
 def ood_window_sets(in_domain_tokens, books: dict, n_windows: int, seed: int) -> dict:
     """{name: windows} of each out-of-domain text: the books, then the in-domain bytes shuffled."""
     texts = {**books, "shuffled in-domain bytes": shuffled_bytes(in_domain_tokens, seed)}
-    return {name: windows(t, 256, n_windows) for name, t in texts.items()}
+    return {name: eval_windows(t, 256, n_windows) for name, t in texts.items()}
 
 
 def analyse_router(model, in_stats: dict, in_tokens, books: dict, *, ood_windows: int, bootstrap: int,
@@ -322,7 +312,7 @@ def analyse_routed_models(models: dict, val_tokens, books: dict, device: str, th
     out = {}
     for size, model in models.items():
         model.to(device)
-        in_windows = windows(val_tokens, 256, options["ood_windows"])
+        in_windows = eval_windows(val_tokens, 256, options["ood_windows"])
         with torch_threads(threads):
             in_stats = per_token_stats(model, in_windows, batch_size=16, desc=f"routed {size}")
             out[size] = analyse_router(model, in_stats, val_tokens, books, label=f"routed {size}", **options)
