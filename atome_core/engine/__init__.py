@@ -6,18 +6,22 @@
 - `conformance`: every malformed blob both readers must refuse alike, and fuzz seeds.
 - `bench`: decode speed and code size.
 """
+from .bench import (  # noqa: F401
+    library_code_bytes,
+    tokens_per_second,
+)
 from .binding import (  # noqa: F401
-    Config,
     DEFAULT_WINDOW,
     ENGINE_DIR,
-    Engine,
-    EngineBuildError,
-    EngineError,
     LIBRARIES,
-    Model,
     PATHS,
     STATUS_ERRORS,
     STATUS_NAMES,
+    Config,
+    Engine,
+    EngineBuildError,
+    EngineError,
+    Model,
     _buffer,
     _ptr,
     atome01_config,
@@ -29,6 +33,24 @@ from .binding import (  # noqa: F401
     load_library,
     status_name,
 )
+from .conformance import (  # noqa: F401
+    FUZZ_CONFIGS,
+    _entry,
+    _with_crc,
+    c_verdict,
+    fuzz_seeds,
+    malformed_cases,
+    python_verdict,
+    random_tensors,
+    same_verdict,
+    selfcheck,
+)
+from .parity import (  # noqa: F401
+    bits_equal,
+    next_token_loss,
+    parity,
+    ulp_distance,
+)
 from .reference import (  # noqa: F401
     EXP_LN2_HI,
     EXP_LN2_LO,
@@ -37,16 +59,15 @@ from .reference import (  # noqa: F401
     INV127,
     LN_EPS,
     MASK64,
-    Q,
     QF,
     QP,
-    Q_EPS,
     ROUND_MAGIC,
-    Reference,
     SAT,
     TANH_POLY,
     TWO_M16,
     TWO_M32,
+    Q,
+    Reference,
     dequant_ref,
     exp_ref,
     fixed_ref,
@@ -64,26 +85,4 @@ from .reference import (  # noqa: F401
     softmax3_ref,
     splitmix64,
     tanh_ref,
-)
-from .parity import (  # noqa: F401
-    bits_equal,
-    next_token_loss,
-    parity,
-    ulp_distance,
-)
-from .conformance import (  # noqa: F401
-    FUZZ_CONFIGS,
-    _entry,
-    _with_crc,
-    c_verdict,
-    fuzz_seeds,
-    malformed_cases,
-    python_verdict,
-    random_tensors,
-    same_verdict,
-    selfcheck,
-)
-from .bench import (  # noqa: F401
-    library_code_bytes,
-    tokens_per_second,
 )
