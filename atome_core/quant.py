@@ -6,6 +6,10 @@ weight  trit * alpha  where
     alpha = max(mean(|W|), 1e-5)              (per tensor; per output row optional)
     trit  = clamp(round(W / alpha), -1, 1)    (round half to even, as torch.round)
 
+(`QuantConfig(scale="absmedian")` takes alpha = max(median(|W|), 1e-5) instead, the
+median-based scale of BitNet b1.58 Reloaded, on par or better at small scale; torch's
+median of an even count is the lower of the two middle values. absmean is the default.)
+
 and the straight-through estimator passes the gradient of the effective weight
 to W unchanged. So the stored training weights are *not* in {-1, 0, +1}: only
 `ternary_weight(...)` of them is. `trits_and_scale` returns what is exported.
@@ -20,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SCALE_EPS = 1e-5
+SCALES = ("absmean", "absmedian")
 
 
 def absmean_scale(w: torch.Tensor, per_row: bool = False) -> torch.Tensor:
@@ -30,10 +35,27 @@ def absmean_scale(w: torch.Tensor, per_row: bool = False) -> torch.Tensor:
     return w.abs().mean().clamp(min=SCALE_EPS)
 
 
-def ternarize(w: torch.Tensor, per_row: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def absmedian_scale(w: torch.Tensor, per_row: bool = False) -> torch.Tensor:
+    """alpha = median |W| (per tensor, or per output row: shape (rows, 1, ...))."""
+    if per_row:
+        rows = w.abs().reshape(w.size(0), -1).median(dim=1).values
+        return rows.view(-1, *([1] * (w.dim() - 1))).clamp(min=SCALE_EPS)
+    return w.abs().median().clamp(min=SCALE_EPS)
+
+
+def weight_scale(w: torch.Tensor, per_row: bool = False, scale: str = "absmean") -> torch.Tensor:
+    if scale == "absmean":
+        return absmean_scale(w, per_row)
+    if scale == "absmedian":
+        return absmedian_scale(w, per_row)
+    raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+
+
+def ternarize(w: torch.Tensor, per_row: bool = False,
+              scale: str = "absmean") -> tuple[torch.Tensor, torch.Tensor]:
     """(trits in {-1, 0, 1} as w's dtype, scale alpha). No gradient."""
     with torch.no_grad():
-        alpha = absmean_scale(w, per_row)
+        alpha = weight_scale(w, per_row, scale)
         trits = torch.clamp(torch.round(w / alpha), -1, 1)
     return trits, alpha
 
@@ -54,9 +76,9 @@ class _StraightThrough(torch.autograd.Function):
         return grad, None
 
 
-def ternary_weight(w: torch.Tensor, per_row: bool = False) -> torch.Tensor:
+def ternary_weight(w: torch.Tensor, per_row: bool = False, scale: str = "absmean") -> torch.Tensor:
     """trit * alpha in the forward pass; identity gradient to w (straight-through)."""
-    trits, alpha = ternarize(w, per_row)
+    trits, alpha = ternarize(w, per_row, scale)
     return _StraightThrough.apply(w, trits * alpha)
 
 
@@ -73,12 +95,16 @@ def activation_quant_int8(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """How a model's big matrices are trained: 'fp32' or 'ternary', activations 32 or 8 bits."""
+    """How a model's big matrices are trained: 'fp32' or 'ternary', activations 32 or 8 bits,
+    the ternary scale 'absmean' (BitNet b1.58) or 'absmedian' (BitNet b1.58 Reloaded)."""
     weights: str = "ternary"
     act_bits: int = 32
     per_row: bool = False
+    scale: str = "absmean"
 
     def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {self.scale!r}")
         if self.weights not in ("fp32", "ternary"):
             raise ValueError(f"weights must be 'fp32' or 'ternary', got {self.weights!r}")
         if self.act_bits not in (8, 32):
@@ -90,7 +116,7 @@ class _QuantMixin:
 
     def effective_weight(self) -> torch.Tensor:
         if self.quant.weights == "ternary":
-            return ternary_weight(self.weight, self.quant.per_row)
+            return ternary_weight(self.weight, self.quant.per_row, self.quant.scale)
         return self.weight
 
     def quant_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +124,7 @@ class _QuantMixin:
 
     def trits_and_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The exported form: int8 trits (same shape as weight) and float32 scale(s)."""
-        trits, alpha = ternarize(self.weight.detach().float(), self.quant.per_row)
+        trits, alpha = ternarize(self.weight.detach().float(), self.quant.per_row, self.quant.scale)
         return trits.to(torch.int8), alpha.float()
 
 

@@ -9,7 +9,21 @@ kv head, hidden = 3 x head dim) and trims the FFN:
 
     d 42 = 3 heads x 14, 1 kv head, 3 layers, SwiGLU hidden 94  -> 60,690 params
     (0.18 % under the routed model's 60,800)
+
+With `ModernConfig(quant=QuantConfig(...))` the same model has ternary weights through
+chapter 2's layers (atome_core.quant): every matrix -- the attention and SwiGLU
+projections and the tied embedding, which is also the output matrix (the unembedding
+multiplies by the same ternary effective weight) -- is trit x scale in the forward
+pass, with straight-through gradients to FP32 shadow weights; the RMSNorm weights stay
+FP32. With 8-bit activations every matrix's input is fake-quantised per token (the
+output matrix's too; the embedding's input is a token id). The parameter count does not
+change; `quant=None` is the FP32 model, bit for bit. `deployed_model` replaces the
+shadow weights by trits x scale (the form atome_core.formats.modern_blob stores); its
+forward equals the ternary forward bit for bit.
+
+    n_params = V d + L (2 d + 2 d^2 + 2 d (n_kv d / n_heads) + 3 d d_ff) + d
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -17,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..quant import QuantConfig, TernaryEmbedding, TernaryLinear
 from .sampling import generate_windowed, next_token_loss
 
 
@@ -31,8 +46,13 @@ class ModernConfig:
     max_seq: int = 512          # longest sequence (RoPE has no table to outgrow; a sanity bound)
     rope_theta: float = 5000.0
     norm_eps: float = 1e-5
+    quant: QuantConfig | None = None   # None: FP32 matrices; else chapter 2's ternary layers
 
     def __post_init__(self):
+        if isinstance(self.quant, dict):    # as dataclasses.asdict and a model file's JSON write it
+            self.quant = QuantConfig(**self.quant)
+        if self.quant is not None and not isinstance(self.quant, QuantConfig):
+            raise ValueError(f"ModernConfig.quant must be None or a QuantConfig, got {self.quant!r}")
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "max_seq"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModernConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -66,15 +86,22 @@ def apply_rope(x, cos, sin):
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
+def linear(cfg: ModernConfig, d_in: int, d_out: int) -> nn.Linear:
+    """A bias-free matrix: nn.Linear (FP32 model) or chapter 2's TernaryLinear."""
+    if cfg.quant is None:
+        return nn.Linear(d_in, d_out, bias=False)
+    return TernaryLinear(d_in, d_out, bias=False, quant=cfg.quant)
+
+
 class GroupedQueryAttention(nn.Module):
     def __init__(self, cfg: ModernConfig):
         super().__init__()
         self.n_heads, self.n_kv_heads = cfg.n_heads, cfg.n_kv_heads
         self.d_head = cfg.d_model // cfg.n_heads
-        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * self.d_head, bias=False)
-        self.wk = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.d_head, bias=False)
-        self.wv = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.d_head, bias=False)
-        self.wo = nn.Linear(cfg.n_heads * self.d_head, cfg.d_model, bias=False)
+        self.wq = linear(cfg, cfg.d_model, cfg.n_heads * self.d_head)
+        self.wk = linear(cfg, cfg.d_model, cfg.n_kv_heads * self.d_head)
+        self.wv = linear(cfg, cfg.d_model, cfg.n_kv_heads * self.d_head)
+        self.wo = linear(cfg, cfg.n_heads * self.d_head, cfg.d_model)
 
     def forward(self, x, cos, sin):
         B, T, _ = x.shape
@@ -92,9 +119,9 @@ class GroupedQueryAttention(nn.Module):
 class SwiGLU(nn.Module):
     def __init__(self, cfg: ModernConfig):
         super().__init__()
-        self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.gate = linear(cfg, cfg.d_model, cfg.d_ff)
+        self.up = linear(cfg, cfg.d_model, cfg.d_ff)
+        self.down = linear(cfg, cfg.d_ff, cfg.d_model)
 
     def forward(self, x):
         return self.down(F.silu(self.gate(x)) * self.up(x))
@@ -117,7 +144,9 @@ class ModernLM(nn.Module):
     def __init__(self, cfg: ModernConfig = None):
         super().__init__()
         self.cfg = cfg = cfg or ModernConfig()
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)   # also the output matrix (tied)
+        # also the output matrix (tied)
+        self.embed = (nn.Embedding(cfg.vocab_size, cfg.d_model) if cfg.quant is None
+                      else TernaryEmbedding(cfg.vocab_size, cfg.d_model, quant=cfg.quant))
         self.blocks = nn.ModuleList(ModernBlock(cfg) for _ in range(cfg.n_layers))
         self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         for name, p in self.named_parameters():
@@ -136,7 +165,10 @@ class ModernLM(nn.Module):
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x, cos, sin)
-        return F.linear(self.final_norm(x), self.embed.weight)
+        if self.cfg.quant is None:
+            return F.linear(self.final_norm(x), self.embed.weight)
+        # the unembedding uses the embedding's own (ternary) effective weight
+        return F.linear(self.embed.quant_input(self.final_norm(x)), self.embed.effective_weight())
 
     def loss(self, idx, targets):
         return next_token_loss(self(idx), targets)
@@ -146,3 +178,50 @@ class ModernLM(nn.Module):
         """Continue idx (B, T) greedily or by sampling; the context is the last max_seq tokens."""
         return generate_windowed(self, idx, max_new_tokens, self.cfg.max_seq, temperature, top_k,
                                  top_p, generator)
+
+
+# -- the deployed model ---------------------------------------------------------------------
+
+def ternary_matrices(model: ModernLM) -> dict[str, nn.Module]:
+    """{state_dict name of the weight: layer} of every ternary matrix, in registration order."""
+    if model.cfg.quant is None or model.cfg.quant.weights != "ternary":
+        return {}
+    return {f"{name}.weight": m for name, m in model.named_modules()
+            if isinstance(m, (TernaryLinear, TernaryEmbedding))}
+
+
+def deployed_state(model: ModernLM) -> dict[str, tuple[torch.Tensor, torch.Tensor] | torch.Tensor]:
+    """What a deployed ternary model holds, by state_dict name: (int8 trits, float32 scale)
+    for every ternary matrix, the float32 tensor for the rest (the RMSNorm weights)."""
+    if model.cfg.quant is None or model.cfg.quant.weights != "ternary":
+        raise ValueError("only a ternary modern model (ModernConfig.quant with weights 'ternary') "
+                         "has trits to deploy")
+    matrices = ternary_matrices(model)
+    return {name: matrices[name].trits_and_scale() if name in matrices else t.detach().float().clone()
+            for name, t in model.state_dict().items()}
+
+
+def deployed_config(cfg: ModernConfig) -> ModernConfig:
+    """The config of the deployed model: its stored weights already are trit x scale, so its
+    layers use them as they are (weights 'fp32'); activations are quantised as in training."""
+    return dataclasses.replace(cfg, quant=dataclasses.replace(cfg.quant, weights="fp32"))
+
+
+def model_from_deployed(cfg: ModernConfig, state: dict) -> ModernLM:
+    """The deployed model (eval mode) from a ternary config and deployed_state-style tensors:
+    each ternary matrix's weight becomes trits x scale in float32, the norms as given."""
+    model = ModernLM(deployed_config(cfg))
+    weights = {}
+    for name, value in state.items():
+        if isinstance(value, tuple):
+            trits, alpha = value
+            value = trits.to(torch.float32) * alpha.to(torch.float32)
+        weights[name] = value.to(torch.float32)
+    model.load_state_dict(weights, strict=True)
+    return model.eval()
+
+
+def deployed_model(model: ModernLM) -> ModernLM:
+    """The ternary model as it deploys: weights replaced by trits x scale, FP32 norms. Its
+    forward equals `model`'s (ternary, quantised on the fly) bit for bit."""
+    return model_from_deployed(model.cfg, deployed_state(model))

@@ -11,6 +11,28 @@ rows at every rung (so its counts include them), as in the kit's 944K baseline.
 The table holds each config's fields (plain data: this module loads no torch); the
 blob formats' named shapes (`atome_core.formats.PRESETS`, the `--config 944k` of the
 command line) are its routed rows, and `ladder_config` builds the config dataclass.
+
+The modern frontier (`FRONTIER`, `frontier_config`): the modern family at seven sizes
+(the ladder's four modern rungs and three between them, 3 layers, 3 query heads on
+1 kv head, SwiGLU hidden ~ 1.8-2.8 d), each in three variants: FP32; ternary (every
+matrix, the tied embedding/unembedding included, trit x scale through atome_core.quant;
+RMSNorm weights FP32; the same parameters as FP32); ternary at doubled width (d_model and
+d_ff x 2, heads unchanged so the head dim doubles: BitNet b1.58 Reloaded finds ternary
+on par with 16-bit at small scale once the hidden size is doubled). Exact parameters,
+n = 256 d + 3 (2 d + 2 d^2 + 2 d^2 / 3 + 3 d d_ff) + d:
+
+    size  | d_model  d_ff  head |  FP32 = ternary | ternary x2: d_model  d_ff  head  params
+    8k    |   12      34    4   |       7,980     |              24      68     8     25,608
+    15k   |   18      46    6   |      14,778     |              36      92    12     49,644
+    30k   |   30      55   10   |      29,940     |              60     110    20    103,980
+    60k   |   42      94   14   |      60,690     |              84     188    28    220,668
+    120k  |   60     140   20   |     120,180     |             120     280    40    449,160
+    240k  |   84     212   28   |     238,812     |             168     424    56    911,064
+    944k  |  174     420   58   |     945,690     |             348     840   116  3,691,236
+
+(15k, 60k, 240k and 944k are the ladder's modern rungs; 8k, 30k and 120k were sized by
+the same search, the count nearest the nominal size.) Presets are named
+"modern-<size>", "modern-ternary-<size>" and "modern-ternary-x2-<size>" (`MODERN_PRESETS`).
 """
 from . import family
 
@@ -39,18 +61,84 @@ LADDER = {
 }
 
 
+# -- the modern frontier: FP32, ternary, ternary at doubled width ---------------------------
+
+FRONTIER_SIZES = ("8k", "15k", "30k", "60k", "120k", "240k", "944k")
+MODERN_SHAPES = {
+    "8k": dict(d_model=12, n_layers=3, d_ff=34),              # 7,980
+    "15k": LADDER[("modern", "15k")],                          # 14,778
+    "30k": dict(d_model=30, n_layers=3, d_ff=55),             # 29,940
+    "60k": LADDER[("modern", "60k")],                          # 60,690
+    "120k": dict(d_model=60, n_layers=3, d_ff=140),           # 120,180
+    "240k": LADDER[("modern", "240k")],                        # 238,812
+    "944k": LADDER[("modern", "944k")],                        # 945,690
+}
+VARIANTS = ("fp32", "ternary", "ternary-x2")
+SCALES = ("absmean", "absmedian")       # atome_core.quant.SCALES (this module loads no torch)
+
+
+def ternary_quant(scale: str = "absmean", act_bits: int = 32) -> dict:
+    """A QuantConfig's fields for ternary weights (ModernConfig accepts them as a dict)."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown ternary scale {scale!r}; choose one of {', '.join(SCALES)}")
+    return {"weights": "ternary", "act_bits": act_bits, "per_row": False, "scale": scale}
+
+
+def widened(shape: dict, width: int) -> dict:
+    """A modern shape at `width` times its d_model and d_ff (heads unchanged)."""
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    return {**shape, "d_model": shape["d_model"] * width, "d_ff": shape["d_ff"] * width}
+
+
+def frontier_fields(variant: str, size: str) -> dict:
+    """The ModernConfig fields of one frontier preset (plain data)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown frontier variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if size not in FRONTIER_SIZES:
+        raise ValueError(f"unknown frontier size {size!r}; choose one of {', '.join(FRONTIER_SIZES)}")
+    shape = MODERN_SHAPES[size]
+    if variant == "fp32":
+        return dict(shape)
+    return {**widened(shape, 2 if variant == "ternary-x2" else 1), "quant": ternary_quant()}
+
+
+FRONTIER = {(variant, size): frontier_fields(variant, size) for variant in VARIANTS for size in FRONTIER_SIZES}
+MODERN_PRESETS = {("modern" if variant == "fp32" else f"modern-{variant}") + f"-{size}": fields
+           for (variant, size), fields in FRONTIER.items()}
+
+
+def frontier_config(variant: str, size: str, **overrides):
+    """The ModernConfig of one frontier preset, any field overridden (a new object each call)."""
+    fields = frontier_fields(variant, size)
+    return family("modern")[0](**{**fields, **overrides})
+
+
+def preset_config(name: str, **overrides):
+    """The ModernConfig of a named preset (MODERN_PRESETS), e.g. "modern-ternary-x2-30k"."""
+    if name not in MODERN_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(MODERN_PRESETS)}")
+    return family("modern")[0](**{**MODERN_PRESETS[name], **overrides})
+
+
+# -- one cell of the ladder ---------------------------------------------------------------------
+
 def check_cell(family_name: str, size: str) -> None:
+    """A ladder cell: a family at one of SIZES; the modern family also at any FRONTIER_SIZES."""
     if family_name not in FAMILIES:
         raise ValueError(f"unknown model family {family_name!r}; choose one of {', '.join(FAMILIES)}")
-    if size not in SIZES:
-        raise ValueError(f"unknown ladder size {size!r}; choose one of {', '.join(SIZES)}")
+    sizes = FRONTIER_SIZES if family_name == "modern" else SIZES
+    if size not in sizes:
+        raise ValueError(f"unknown ladder size {size!r} for the {family_name} model; "
+                         f"choose one of {', '.join(sizes)}")
 
 
 def ladder_config(family_name: str, size: str, **overrides):
     """The config dataclass of one rung, with any field overridden (a new object each call)."""
     check_cell(family_name, size)
     config_cls, _ = family(family_name)
-    return config_cls(**{**LADDER[(family_name, size)], **overrides})
+    shape = LADDER[(family_name, size)] if (family_name, size) in LADDER else MODERN_SHAPES[size]
+    return config_cls(**{**shape, **overrides})
 
 
 def build_model(family_name: str, size: str, init_seed: int = 0):
