@@ -14,8 +14,16 @@ model's family and config, so `atome export` reads a checkpoint as a model file)
 a human-readable JSON sidecar (`<path>.json`, informational only). The file is
 written to a temporary name and renamed, so a crash never leaves half a checkpoint.
 Resuming from step k replays exactly the steps k+1.. of an uninterrupted run.
+
+Distillation (cfg.distill_alpha > 0, `train(..., teacher=...)`): the student minimises
+(1 - alpha) * CE(student, data) + alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)),
+both averaged per predicted token, the teacher run in eval mode without gradients on the
+same input windows (`distillation_loss`). With alpha 0 the loop is the plain trainer's,
+step for step. The teacher is not saved in a checkpoint; its class, config and a hash of
+its weights are recorded in the checkpoint's config, so a run is resumed only with it.
 """
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -25,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .evaluate import evaluate_loss
 from .files import write_atomic
@@ -59,6 +68,8 @@ class TrainConfig:
     checkpoint_every: int = 0           # 0: only at the end (when checkpoint_path is set)
     log_every: int = 10
     resume: bool = True                 # continue from checkpoint_path when it exists
+    distill_alpha: float = 0.0          # weight of the teacher's soft targets; 0: no distillation
+    distill_temperature: float = 1.0    # softmax temperature of teacher and student in the KL term
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -76,6 +87,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"TrainConfig.grad_clip must be positive or None, got {self.grad_clip!r}")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise ValueError(f"TrainConfig.distill_alpha must be in [0, 1], got {self.distill_alpha!r}")
+        if not (self.distill_temperature > 0 and math.isfinite(self.distill_temperature)):
+            raise ValueError(f"TrainConfig.distill_temperature must be positive, got {self.distill_temperature!r}")
 
 
 @dataclass
@@ -136,17 +151,91 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 # -----------------------------------------------------------------------------
+# distillation
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+                      alpha: float, temperature: float = 1.0) -> torch.Tensor:
+    """(1 - alpha) * CE(student, targets) + alpha * T^2 * KL(p_teacher || p_student), where
+    p = softmax(logits / T); both terms are means over the predicted tokens (nats).
+
+    Logits (..., V), targets (...). The T^2 keeps the soft targets' gradient on the scale of
+    the data term's as T grows (Hinton et al. 2015). No gradient flows into the teacher.
+    alpha 0 returns the cross-entropy alone (F.cross_entropy, the same number bit for bit).
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ in shape")
+    V = student_logits.size(-1)
+    s = student_logits.reshape(-1, V)
+    if s.dtype in (torch.float16, torch.bfloat16):   # the loss in float32, as next_token_loss does
+        s = s.float()
+    ce = F.cross_entropy(s, targets.reshape(-1))
+    if alpha == 0:
+        return ce
+    t = teacher_logits.detach().reshape(-1, V).to(s.dtype)
+    log_p_student = F.log_softmax(s / temperature, dim=-1)
+    log_p_teacher = F.log_softmax(t / temperature, dim=-1)
+    # sum over the vocabulary of p_t (log p_t - log p_s), mean over tokens
+    kl = F.kl_div(log_p_student, log_p_teacher, reduction="sum", log_target=True) / s.size(0)
+    return (1.0 - alpha) * ce + alpha * temperature ** 2 * kl
+
+
+def _max_sequence(model) -> int | None:
+    """The longest sequence a model accepts (its position table), None where unbounded."""
+    cfg = getattr(model, "cfg", None)
+    for name in ("max_seq", "block_size"):
+        if isinstance(getattr(cfg, name, None), int):
+            return getattr(cfg, name)
+    return None
+
+
+def check_teacher(student, teacher, cfg: TrainConfig) -> None:
+    """Refuse a teacher that cannot give soft targets for the student's training windows."""
+    s_vocab = getattr(getattr(student, "cfg", None), "vocab_size", None)
+    t_vocab = getattr(getattr(teacher, "cfg", None), "vocab_size", None)
+    if s_vocab is not None and t_vocab is not None and s_vocab != t_vocab:
+        raise ValueError(f"the teacher's vocabulary has {t_vocab} tokens, the student's {s_vocab}: "
+                         f"distillation needs the same vocabulary")
+    t_max = _max_sequence(teacher)
+    if t_max is not None and t_max < cfg.seq_len:
+        raise ValueError(f"the teacher reads at most {t_max} tokens, shorter than the training "
+                         f"windows (seq_len {cfg.seq_len})")
+
+
+def teacher_record(teacher) -> dict | None:
+    """What a checkpoint records of a teacher: class, family, config and a hash of its weights."""
+    if teacher is None:
+        return None
+    h = hashlib.sha256()
+    for name, value in sorted(teacher.state_dict().items()):
+        v = value.detach().cpu().contiguous()
+        h.update(f"{name}:{v.dtype}:{tuple(v.shape)}".encode())
+        h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    cfg = getattr(teacher, "cfg", None)
+    return {"model_class": type(teacher).__name__, "family": family_of(teacher),
+            "model_config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
+            "weights_sha256": h.hexdigest()}
+
+
+# -----------------------------------------------------------------------------
 # checkpoints
 
-def _config_dict(cfg: TrainConfig) -> dict:
+def _config_dict(cfg: TrainConfig, teacher: dict | None = None) -> dict:
     d = dataclasses.asdict(cfg)
     d["betas"] = list(d["betas"])
+    d["teacher"] = teacher
     return d
 
 
+# what a checkpoint written before a field existed holds for it: the field's default
+_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                    if f.default is not dataclasses.MISSING} | {"teacher": None}
+
+
 def save_checkpoint(path, model, optimizer, step: int, rng: np.random.Generator, cfg: TrainConfig,
-                    history: list, state: dict) -> Path:
-    """Atomically write model + optimizer + RNG states + step (+ history) to `path`."""
+                    history: list, state: dict, teacher: dict | None = None) -> Path:
+    """Atomically write model + optimizer + RNG states + step (+ history) to `path`;
+    `teacher`: its teacher_record (the teacher itself is not saved)."""
     from safetensors.torch import save
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -156,7 +245,7 @@ def save_checkpoint(path, model, optimizer, step: int, rng: np.random.Generator,
             tensors[f"optim.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     record = {
-        "format": CHECKPOINT_FORMAT, "step": step, "config": _config_dict(cfg),
+        "format": CHECKPOINT_FORMAT, "step": step, "config": _config_dict(cfg, teacher),
         "numpy_rng": rng.bit_generator.state, "param_groups": opt["param_groups"],
         "history": history, "state": state, "model_class": type(model).__name__,
         "family": family_of(model),
@@ -169,8 +258,10 @@ def save_checkpoint(path, model, optimizer, step: int, rng: np.random.Generator,
     return path
 
 
-def load_checkpoint(path, model, optimizer, cfg: TrainConfig) -> tuple[int, np.random.Generator, list, dict]:
-    """Restore model and optimizer in place; return (step, batch rng, history, trainer state)."""
+def load_checkpoint(path, model, optimizer, cfg: TrainConfig,
+                    teacher: dict | None = None) -> tuple[int, np.random.Generator, list, dict]:
+    """Restore model and optimizer in place; return (step, batch rng, history, trainer state).
+    `teacher`: the teacher_record of this run's teacher, which must be the checkpoint's."""
     from .files import SafetensorsReadError, read_safetensors
     path = Path(path)
     try:
@@ -182,8 +273,17 @@ def load_checkpoint(path, model, optimizer, cfg: TrainConfig) -> tuple[int, np.r
     record = json.loads(meta["atome"])
     if record.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: unknown checkpoint format {record.get('format')!r}")
-    saved, wanted = record["config"], _config_dict(cfg)
-    differ = sorted(k for k in wanted if k not in RESUMABLE_CHANGES and saved.get(k) != wanted[k])
+    saved, wanted = record["config"], _config_dict(cfg, teacher)
+    if saved.get("teacher") != teacher:
+        if teacher is None:
+            raise ValueError(f"{path}: written by a run distilled from a teacher "
+                             f"({saved['teacher']['model_class']}); resume it with the same teacher")
+        if saved.get("teacher") is None:
+            raise ValueError(f"{path}: written by a run without a teacher; resume it without one")
+        raise ValueError(f"{path}: written with a different teacher (checkpoint {saved['teacher']} vs now "
+                         f"{teacher}); resume it with the same teacher")
+    differ = sorted(k for k in wanted if k not in RESUMABLE_CHANGES
+                    and saved.get(k, _CONFIG_DEFAULTS.get(k)) != wanted[k])
     if differ:
         shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {wanted[k]!r}" for k in differ)
         raise ValueError(f"{path}: written with a different training config ({shown}); "
@@ -208,11 +308,15 @@ def load_checkpoint(path, model, optimizer, cfg: TrainConfig) -> tuple[int, np.r
 # the loop
 
 def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainConfig,
-          progress_desc: str = "", callback=None) -> TrainResult:
+          progress_desc: str = "", callback=None, teacher=None) -> TrainResult:
     """Train `model` in place with AdamW; returns its history and final validation loss.
 
     `callback(step, record)`, when given, is called after each logged step (a test
     uses it to simulate a crash). Evaluation uses windows of cfg.seq_len.
+    `teacher`: a model giving soft targets when cfg.distill_alpha > 0 (required then,
+    unused at alpha 0); it is moved to cfg.device and put in eval mode. With a teacher,
+    train_loss in the history is the distillation objective and train_data_loss its
+    cross-entropy on the data; val_loss is always the student's cross-entropy.
     """
     # train_tokens: a token array, or a data curriculum (atome_core.curriculum) that
     # draws each batch from a mixture of corpora whose weights move with the step.
@@ -220,18 +324,31 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
     if curriculum is None:
         train_tokens = np.asarray(train_tokens)
     val_tokens = np.asarray(val_tokens)
+    distill = cfg.distill_alpha > 0
+    if distill and teacher is None:
+        raise ValueError(f"distill_alpha {cfg.distill_alpha} needs a teacher: train(..., teacher=model)")
+    if teacher is not None:
+        if teacher is model:
+            raise ValueError("the teacher is the student itself")
+        check_teacher(model, teacher, cfg)
     device = torch.device(cfg.device)
     model.to(device)
     model.train()
+    if teacher is not None:
+        teacher.to(device)
+        teacher.eval()
+    teacher_info = teacher_record(teacher)
     optimizer = make_optimizer(model, cfg)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     step, history = 0, []
     # running sums between logs, part of the checkpoint so a resumed history is identical
     state = {"loss_sum": 0.0, "loss_count": 0, "train_seconds": 0.0}
+    if distill:
+        state["data_loss_sum"] = 0.0
     resumed_from = 0
     if cfg.checkpoint_path and cfg.resume and Path(cfg.checkpoint_path).exists():
-        step, rng, history, state = load_checkpoint(cfg.checkpoint_path, model, optimizer, cfg)
+        step, rng, history, state = load_checkpoint(cfg.checkpoint_path, model, optimizer, cfg, teacher_info)
         resumed_from = step
     tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16)
@@ -244,15 +361,27 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        step_loss = 0.0
+        step_loss = step_data_loss = 0.0
         for _ in range(cfg.grad_accum):
             if curriculum is not None:
                 x, y = curriculum.batch(step, cfg.steps, cfg.batch_size, cfg.seq_len, rng)
             else:
                 x, y = batches(train_tokens, cfg.batch_size, cfg.seq_len, rng)
             x, y = x.to(device), y.to(device)
-            with autocast:
-                loss = model.loss(x, y)
+            if distill:
+                with autocast:
+                    logits = model(x)
+                    with torch.no_grad():
+                        teacher_logits = teacher(x)
+                if teacher_logits.shape != logits.shape:
+                    raise ValueError(f"the teacher's logits {tuple(teacher_logits.shape)} do not match the "
+                                     f"student's {tuple(logits.shape)} (a different vocabulary?)")
+                loss = distillation_loss(logits, teacher_logits, y, cfg.distill_alpha, cfg.distill_temperature)
+                with torch.no_grad():
+                    step_data_loss += distillation_loss(logits, teacher_logits, y, 0.0).item() / cfg.grad_accum
+            else:
+                with autocast:
+                    loss = model.loss(x, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
             (loss / cfg.grad_accum).backward()
@@ -265,6 +394,8 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
         run_seconds += time.perf_counter() - t0
         state["loss_sum"] += step_loss
         state["loss_count"] += 1
+        if distill:
+            state["data_loss_sum"] += step_data_loss
         bar.update(1)
 
         is_last = step == cfg.steps
@@ -273,6 +404,9 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
             record = {"step": step, "train_loss": state["loss_sum"] / state["loss_count"], "lr": lr,
                       "tokens_seen": step * tokens_per_step,
                       "elapsed_s": round(state["train_seconds"], 3)}
+            if distill:
+                record["train_data_loss"] = state["data_loss_sum"] / state["loss_count"]
+                state["data_loss_sum"] = 0.0
             if curriculum is not None:
                 record["mixture"] = curriculum.weights_at(step, cfg.steps)
             state["loss_sum"], state["loss_count"] = 0.0, 0
@@ -288,7 +422,7 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
             if callback is not None:
                 callback(step, record)
         if cfg.checkpoint_path and (is_last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
-            save_checkpoint(cfg.checkpoint_path, model, optimizer, step, rng, cfg, history, state)
+            save_checkpoint(cfg.checkpoint_path, model, optimizer, step, rng, cfg, history, state, teacher_info)
     bar.close()
 
     if history and history[-1]["step"] == cfg.steps and "val_loss" in history[-1]:
@@ -315,6 +449,7 @@ class TrainJob:
     cfg: TrainConfig
     init_seed: int = 0                 # torch seed for the model's initialisation
     threads: int = 1                   # intra-op threads; fixed so results do not depend on workers
+    teacher: tuple | None = None       # (model class, config, state_dict) of a distillation teacher
 
 
 @dataclass
@@ -328,11 +463,22 @@ class JobResult:
     state_dict: dict                   # name -> numpy array (portable between processes)
 
 
+def build_teacher(spec: tuple | None):
+    """A TrainJob's teacher (model class, config, state_dict) as a model in eval mode."""
+    if spec is None:
+        return None
+    if not (isinstance(spec, tuple) and len(spec) == 3):
+        raise ValueError("TrainJob.teacher must be (model class, config, state_dict)")
+    model_class, config, state_dict = spec
+    return load_state(model_class(config), state_dict)
+
+
 def run_job(job: TrainJob) -> JobResult:
     with torch_threads(job.threads):
         torch.manual_seed(job.init_seed)
         model = job.model_class(job.model_config)
-        r = train(model, job.train_tokens, job.val_tokens, job.cfg, progress_desc=job.name)
+        teacher = build_teacher(job.teacher)
+        r = train(model, job.train_tokens, job.val_tokens, job.cfg, progress_desc=job.name, teacher=teacher)
     return JobResult(name=job.name, history=r.history, final_val_loss=r.final_val_loss,
                      tokens_per_second=r.tokens_per_second, train_seconds=r.train_seconds,
                      num_params=sum(p.numel() for p in model.parameters()),
