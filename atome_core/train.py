@@ -212,9 +212,10 @@ def teacher_record(teacher) -> dict | None:
         h.update(f"{name}:{v.dtype}:{tuple(v.shape)}".encode())
         h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
     cfg = getattr(teacher, "cfg", None)
-    return {"model_class": type(teacher).__name__, "family": family_of(teacher),
-            "model_config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
-            "weights_sha256": h.hexdigest()}
+    record = {"model_class": type(teacher).__name__, "family": family_of(teacher),
+              "model_config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
+              "weights_sha256": h.hexdigest()}
+    return json.loads(json.dumps(record))   # as a checkpoint reads it back (tuples become lists)
 
 
 # -----------------------------------------------------------------------------
@@ -280,8 +281,9 @@ def load_checkpoint(path, model, optimizer, cfg: TrainConfig,
                              f"({saved['teacher']['model_class']}); resume it with the same teacher")
         if saved.get("teacher") is None:
             raise ValueError(f"{path}: written by a run without a teacher; resume it without one")
-        raise ValueError(f"{path}: written with a different teacher (checkpoint {saved['teacher']} vs now "
-                         f"{teacher}); resume it with the same teacher")
+        shown = ", ".join(f"{k}: checkpoint {saved['teacher'].get(k)!r} vs now {teacher[k]!r}"
+                          for k in teacher if saved["teacher"].get(k) != teacher[k])
+        raise ValueError(f"{path}: written with a different teacher ({shown}); resume it with the same teacher")
     differ = sorted(k for k in wanted if k not in RESUMABLE_CHANGES
                     and saved.get(k, _CONFIG_DEFAULTS.get(k)) != wanted[k])
     if differ:

@@ -268,6 +268,16 @@ def test_a_distilled_run_resumes_bit_exactly_and_only_with_its_teacher(tmp_path,
     assert same_weights(weights(resumed.model), weights(full.model))
 
 
+def test_a_teacher_whose_config_holds_a_tuple_resumes_from_its_json_record(tmp_path, corpus):
+    from atome_core.models.routed import RoutedConfig, RoutedLM
+    torch.manual_seed(0)
+    routed = RoutedLM(RoutedConfig(vocab_size=32, d_model=8, n_layers=1))   # pathways: a tuple
+    c = cfg(3, distill_alpha=0.5, checkpoint_path=str(tmp_path / "r.safetensors"))
+    first = T.train(student(), *corpus, c, teacher=routed)
+    again = T.train(student(), *corpus, c, teacher=routed)
+    assert again.resumed_from_step == 3 and again.final_val_loss == first.final_val_loss
+
+
 def test_a_run_without_a_teacher_is_not_resumed_with_one(tmp_path, corpus, teacher):
     ckpt = tmp_path / "plain.safetensors"
     T.train(student(), *corpus, cfg(3, checkpoint_path=str(ckpt)))
