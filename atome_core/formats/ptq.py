@@ -58,7 +58,11 @@ The file (ATPQ version 1), all little-endian:
             R * ceil(C / group_size) float16 scales (row-major: row, then group)
 
     family and config are the model's registered family (atome_core.models) and its
-    config dataclass as JSON, null for a model outside the registry.
+    config dataclass as JSON, null for a model outside the registry. A state_dict
+    tensor that is not floating point is refused by the writer. The reader checks
+    magic, version, the header, the exact length (TruncatedBlobError /
+    TrailingBytesError), codes within the symmetric range, a zero padding nibble and
+    finite non-negative scales, and raises the named errors of formats.errors.
 
 What is counted
     The deployed bytes of a model under a scheme are the length of that file:
