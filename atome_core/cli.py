@@ -27,7 +27,11 @@ from .data.corpora import (
     sha256_hex,
 )
 from .files import write_atomic
-from .models.presets import FAMILIES, SIZES  # plain data: the one table of named shapes
+from .models.presets import (  # plain data: the one table of named shapes
+    FAMILIES,
+    FRONTIER_SIZES,
+    SIZES,
+)
 
 BAD_INPUT, FAILED = 2, 1
 PRESET_NAMES = ", ".join(SIZES)   # --config accepts the routed rungs by name
@@ -371,8 +375,25 @@ def cli_qemu(args) -> int:
 
 # -- atome train ----------------------------------------------------------------------------------
 
+def train_overrides(args) -> dict:
+    """The config fields --quant, --scale, --act-bits and --width change (the modern model only)."""
+    from .models.presets import MODERN_SHAPES, ternary_quant, widened
+    if args.model != "modern" and (args.quant != "fp32" or args.scale or args.act_bits or args.width != 1):
+        raise ValueError("--quant, --scale, --act-bits and --width are for --model modern")
+    if args.quant != "ternary" and (args.scale or args.act_bits):
+        raise ValueError("--scale and --act-bits are for --quant ternary")
+    overrides = {}
+    if args.quant == "ternary":
+        overrides["quant"] = ternary_quant(args.scale or "absmean", args.act_bits or 32)
+    if args.width != 1:
+        shape = widened(MODERN_SHAPES[args.size], args.width)
+        overrides.update(d_model=shape["d_model"], d_ff=shape["d_ff"])
+    return overrides
+
+
 def cli_train(args) -> int:
     from .recipe import load_ladder_corpus, pick_device, train_cell
+    overrides = train_overrides(args)
     corpus_name, train_tokens, val_tokens = load_ladder_corpus(args.corpus, args.corpus_path)
     if args.val_bytes is not None:
         if args.val_bytes < 1:
@@ -381,10 +402,13 @@ def cli_train(args) -> int:
     out = Path(args.out)
     run = {"corpus": corpus_name, "recipe": args.recipe, "device": pick_device(args.device)}
     summary, _ = train_cell(args.model, args.size, args.tokens, args.seed, train_tokens, val_tokens,
-                            recipe=args.recipe, device=args.device, out=out, info=run)
+                            recipe=args.recipe, device=args.device, out=out, info=run, **overrides)
     summary = {**summary, **run}
     write_atomic(Path(str(out) + ".json"), (json.dumps(summary, indent=2) + "\n").encode())
-    print(f"{args.model} {args.size} ({summary['params']:,} params, {summary['deployed']['bytes']:,} bytes "
+    variant = "".join([f" {args.quant}" if args.quant != "fp32" else "",
+                       f" ({overrides['quant']['scale']})" if "quant" in overrides else "",
+                       f" x{args.width} width" if args.width != 1 else ""])
+    print(f"{args.model}{variant} {args.size} ({summary['params']:,} params, {summary['deployed']['bytes']:,} bytes "
           f"{summary['deployed']['format']}), seed {args.seed}, {summary['tokens']:,} tokens on {corpus_name}: "
           f"validation {summary['val_bpb']:.4f} bits per byte -> {out}")
     return 0
@@ -493,8 +517,19 @@ def main(argv=None) -> int:
     p = sub.add_parser("train", help="train one cell of chapter 5's size ladder (a family at a size, "
                        "a token budget, a seed) and save the model")
     p.add_argument("--model", required=True, choices=FAMILIES, help="model family")
-    p.add_argument("--size", required=True, choices=SIZES,
-                   help="ladder rung (nominal parameters; exact counts in chapter 5)")
+    p.add_argument("--size", required=True, choices=FRONTIER_SIZES,
+                   help=f"ladder rung (nominal parameters; exact counts in chapter 5): {', '.join(SIZES)}; "
+                        "the modern model also " + ", ".join(s for s in FRONTIER_SIZES if s not in SIZES))
+    p.add_argument("--quant", default="fp32", choices=["fp32", "ternary"],
+                   help="modern model only: ternary weights for every matrix, the tied embedding included "
+                        "(default fp32)")
+    p.add_argument("--scale", default=None, choices=["absmean", "absmedian"],
+                   help="with --quant ternary: the weight scale (default absmean, BitNet b1.58; absmedian: "
+                        "BitNet b1.58 Reloaded)")
+    p.add_argument("--act-bits", type=int, default=None, choices=[8, 32],
+                   help="with --quant ternary: 8-bit activations (default 32)")
+    p.add_argument("--width", type=int, default=1, choices=[1, 2],
+                   help="modern model only: d_model and d_ff times this (default 1)")
     p.add_argument("--tokens", required=True, type=int, help="training token (byte) budget")
     p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed (default 0)")
     p.add_argument("--out", required=True, help="model file to write (safetensors); a JSON summary "

@@ -182,6 +182,27 @@ class ModernLM(nn.Module):
 
 # -- the deployed model ---------------------------------------------------------------------
 
+def state_shapes(cfg: ModernConfig) -> dict[str, tuple[int, ...]]:
+    """{state_dict name: shape} of ModernLM(cfg), in state_dict order, without building it."""
+    d, d_head = cfg.d_model, cfg.d_model // cfg.n_heads
+    shapes = {"embed.weight": (cfg.vocab_size, d)}
+    for i in range(cfg.n_layers):
+        p = f"blocks.{i}."
+        shapes.update({
+            p + "attn_norm.weight": (d,),
+            p + "attn.wq.weight": (cfg.n_heads * d_head, d),
+            p + "attn.wk.weight": (cfg.n_kv_heads * d_head, d),
+            p + "attn.wv.weight": (cfg.n_kv_heads * d_head, d),
+            p + "attn.wo.weight": (d, cfg.n_heads * d_head),
+            p + "ffn_norm.weight": (d,),
+            p + "ffn.gate.weight": (cfg.d_ff, d),
+            p + "ffn.up.weight": (cfg.d_ff, d),
+            p + "ffn.down.weight": (d, cfg.d_ff),
+        })
+    shapes["final_norm.weight"] = (d,)
+    return shapes
+
+
 def ternary_matrices(model: ModernLM) -> dict[str, nn.Module]:
     """{state_dict name of the weight: layer} of every ternary matrix, in registration order."""
     if model.cfg.quant is None or model.cfg.quant.weights != "ternary":
