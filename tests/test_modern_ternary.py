@@ -152,6 +152,15 @@ def test_the_frontier_presets_have_the_documented_parameter_counts(size):
             assert M.ModernLM(presets.frontier_config(variant, size)).num_params() == n
 
 
+@pytest.mark.parametrize("name, n_bytes", [("modern-ternary-8k", 2_868), ("modern-ternary-30k", 7_656),
+                                           ("modern-ternary-60k", 14_096), ("modern-ternary-x2-8k", 6_644),
+                                           ("modern-ternary-x2-30k", 23_132)])
+def test_the_documented_deployed_bytes_are_the_atmm_files_length(name, n_bytes):
+    torch.manual_seed(0)
+    assert B.deployed_bytes(M.ModernLM(presets.preset_config(name))) == n_bytes
+    assert f"{n_bytes:,}" in presets.__doc__
+
+
 def test_the_frontier_keeps_the_ladders_modern_rungs_and_names_every_preset():
     for size in presets.SIZES:
         assert presets.MODERN_SHAPES[size] == presets.LADDER[("modern", size)]
@@ -240,13 +249,6 @@ def test_deployed_bytes_is_the_blobs_length_and_the_dense_codec_is_near_log2_3_b
     assert len(half) == len(blob) - 2 * norms
     _, state = B.read_blob(half)
     assert np.array_equal(state["final_norm.weight"], model.final_norm.weight.detach().half().float().numpy())
-
-
-def test_the_preset_ternary_60k_model_deploys_in_about_a_fifth_of_a_byte_per_parameter():
-    torch.manual_seed(0)
-    model = M.ModernLM(presets.preset_config("modern-ternary-60k"))
-    n = B.deployed_bytes(model)
-    assert 60_690 * np.log2(3) / 8 < n < 15_000       # vs 242,760 bytes as FP32
 
 
 def with_crc(data: bytes) -> bytes:

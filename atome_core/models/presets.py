@@ -13,22 +13,33 @@ blob formats' named shapes (`atome_core.formats.PRESETS`, the `--config 944k` of
 command line) are its routed rows, and `ladder_config` builds the config dataclass.
 
 The modern frontier (`FRONTIER`, `frontier_config`): the modern family at seven sizes
-(the ladder's four modern rungs and three between them, 3 layers, 3 query heads on
-1 kv head, SwiGLU hidden ~ 1.8-2.8 d), each in three variants: FP32; ternary (every
-matrix, the tied embedding/unembedding included, trit x scale through atome_core.quant;
-RMSNorm weights FP32; the same parameters as FP32); ternary at doubled width (d_model and
-d_ff x 2, heads unchanged so the head dim doubles: BitNet b1.58 Reloaded finds ternary
-on par with 16-bit at small scale once the hidden size is doubled). Exact parameters,
-n = 256 d + 3 (2 d + 2 d^2 + 2 d^2 / 3 + 3 d d_ff) + d:
+(the ladder's four modern rungs, 8k below them, 30k and 120k between them; 3 layers,
+3 query heads on 1 kv head, SwiGLU hidden ~ 1.8-2.8 d), each in three variants: FP32;
+ternary (every matrix, the tied embedding/unembedding included, trit x scale through
+atome_core.quant; RMSNorm weights FP32; the same parameters as FP32); ternary at doubled
+width (d_model and d_ff x 2, heads unchanged so the head dim doubles: BitNet b1.58
+Reloaded finds ternary on par with 16-bit at small scale once the hidden size is
+doubled). Exact parameters, n = 256 d + 3 (2 d + 2 d^2 + 2 d^2 / 3 + 3 d d_ff) + d, and
+deployed bytes (FP32: 4 n; ternary: the ATMM file of atome_core.formats.modern_blob,
+dense trits, float32 scales and norms, absmean as named here):
 
-    size  | d_model  d_ff  head |  FP32 = ternary | ternary x2: d_model  d_ff  head  params
-    8k    |   12      34    4   |       7,980     |              24      68     8     25,608
-    15k   |   18      46    6   |      14,778     |              36      92    12     49,644
-    30k   |   30      55   10   |      29,940     |              60     110    20    103,980
-    60k   |   42      94   14   |      60,690     |              84     188    28    220,668
-    120k  |   60     140   20   |     120,180     |             120     280    40    449,160
-    240k  |   84     212   28   |     238,812     |             168     424    56    911,064
-    944k  |  174     420   58   |     945,690     |             348     840   116  3,691,236
+    size  | d_model  d_ff  head |  parameters |  FP32 bytes | ternary bytes
+    8k    |   12      34    4   |      7,980  |     31,920  |      2,868
+    15k   |   18      46    6   |     14,778  |     59,112  |      4,384
+    30k   |   30      55   10   |     29,940  |    119,760  |      7,656
+    60k   |   42      94   14   |     60,690  |    242,760  |     14,096
+    120k  |   60     140   20   |    120,180  |    480,720  |     26,372
+    240k  |   84     212   28   |    238,812  |    955,248  |     50,512
+    944k  |  174     420   58   |    945,690  |  3,782,760  |    192,920
+
+    ternary x2 | d_model  d_ff  head |  parameters | ternary bytes
+    8k         |   24      68     8  |     25,608  |      6,644
+    15k        |   36      92    12  |     49,644  |     11,764
+    30k        |   60     110    20  |    103,980  |     23,132
+    60k        |   84     188    28  |    220,668  |     46,912
+    120k       |  120     280    40  |    449,160  |     93,136
+    240k       |  168     424    56  |    911,064  |    185,908
+    944k       |  348     840   116  |  3,691,236  |    741,516
 
 (15k, 60k, 240k and 944k are the ladder's modern rungs; 8k, 30k and 120k were sized by
 the same search, the count nearest the nominal size.) Presets are named
