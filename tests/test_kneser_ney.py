@@ -244,3 +244,12 @@ def test_every_byte_keeps_a_positive_probability_on_a_text_from_another_source()
     # the validation text comes from another Markov chain: transitions never seen in training
     model = kn.fit(markov_text(5000, seed=10), 5)
     assert np.isfinite(kn.bits_per_byte(model, markov_text(1000, seed=11)))
+
+
+def test_reference_points_give_one_row_per_order_and_pruning_that_applies():
+    text = markov_text(3000, seed=12)
+    rows = kn.reference_points(text[:2500], text[2500:], orders=(2, 3), prunes=(None, 2))
+    assert [(r["order"], r["prune_above"]) for r in rows] == [(2, None), (3, None), (3, 2)]
+    full = kn.fit(text[:2500], 3)
+    assert rows[1]["bits_per_byte"] == kn.bits_per_byte(full, text[2500:])
+    assert rows[1]["deployed_bytes"] == kn.deployed_bytes(full) > rows[2]["deployed_bytes"]
