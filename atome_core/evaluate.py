@@ -119,15 +119,27 @@ def median_and_range(values) -> dict:
     return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
 
 
-def deployed_bytes(model) -> dict:
-    """What the model costs on disk: for the routed-ternary model the real ATMB blob of
-    chapter 3 (atome_core.formats, dense codec) and the kit's ATOME01 layout; for FP32
-    baselines 4 bytes per parameter."""
+def deployed_bytes(model, scheme: str | None = None) -> dict:
+    """What the model costs on disk, from a real file of the formats layer where one exists.
+
+    routed ternary: the ATMB blob of chapter 3 (dense codec), with the kit's ATOME01 size;
+    modern ternary: its ATMM blob (dense trits); any model under a post-training `scheme`
+    ("int8", "int4", "fp16", "fp32"): its ATPQ file (atome_core.formats.ptq); otherwise an
+    FP32 model at 4 bytes per parameter (no header: the bare weights).
+    """
     from . import formats
+    from .models import family_of
     from .models.routed import RoutedLM
+    if scheme is not None:
+        from .formats import ptq
+        return {"format": f"ATPQ v1 ({scheme})", "bytes": ptq.deployed_bytes(model, scheme)}
     if isinstance(model, RoutedLM) and model.cfg.pathways == ("local", "state", "sparse"):
         tensors = formats.tensors_from_state_dict(model.state_dict(), model.cfg)
         return {"format": "ATMB v1 (dense trits)", "bytes": len(formats.write_blob(model.cfg, tensors, codec="dense")),
                 "atome01_bytes": formats.legacy_size(model.cfg)}
+    quant = getattr(getattr(model, "cfg", None), "quant", None)
+    if family_of(model) == "modern" and quant is not None and quant.weights == "ternary":
+        from .formats.modern_blob import deployed_bytes as atmm_bytes
+        return {"format": "ATMM v1 (dense trits)", "bytes": atmm_bytes(model)}
     n = sum(p.numel() for p in model.parameters())
     return {"format": "FP32", "bytes": 4 * n}

@@ -26,16 +26,6 @@ from .models.presets import (
 from .train import TrainConfig, TrainJob, load_state, run_job
 
 
-def deployed(model) -> dict:
-    """evaluate.deployed_bytes, except a ternary modern model: the length of its ATMM file."""
-    from .models import family_of
-    quant = getattr(getattr(model, "cfg", None), "quant", None)
-    if family_of(model) == "modern" and quant is not None and quant.weights == "ternary":
-        from .formats.modern_blob import deployed_bytes as atmm_bytes
-        return {"format": "ATMM v1 (dense trits)", "bytes": atmm_bytes(model)}
-    return deployed_bytes(model)
-
-
 def ladder_table(sizes=SIZES, families=FAMILIES) -> list[dict]:
     """One row per (size, family): config, exact parameters, gap to the routed model, deployed bytes."""
     rows = []
@@ -46,7 +36,7 @@ def ladder_table(sizes=SIZES, families=FAMILIES) -> list[dict]:
             n = count_params(model)
             rows.append({"size": size, "family": family, "params": n,
                          "gap_to_routed": (n - routed_params) / routed_params,
-                         "deployed": deployed(model),
+                         "deployed": deployed_bytes(model),
                          "config": dataclasses.asdict(model.cfg)})
     return rows
 
@@ -146,7 +136,7 @@ def cell_result(job: TrainJob, result) -> dict:
     family, size, seed = job.name.split("|")
     model = load_state(job.model_class(job.model_config), result.state_dict)
     return {"family": family, "size": size, "seed": int(seed), "params": result.num_params,
-            "deployed": deployed(model), "steps": job.cfg.steps,
+            "deployed": deployed_bytes(model), "steps": job.cfg.steps,
             "tokens": job.cfg.steps * job.cfg.batch_size * job.cfg.seq_len * job.cfg.grad_accum,
             "val_nats_per_byte": result.final_val_loss, "val_bpb": result.final_val_loss / math.log(2),
             "train_seconds": result.train_seconds, "tokens_per_second": result.tokens_per_second,

@@ -357,3 +357,21 @@ def test_cli_refuses_misplaced_flags_and_a_frontier_size_for_another_family(text
     assert atome(["train", "--model", "routed", "--size", "8k", "--tokens", "10", "--corpus", "file",
                   "--corpus-path", str(text_file), "--out", str(tmp_path / "x")]) == 2
     assert "unknown ladder size '8k' for the routed model" in capsys.readouterr().err
+
+
+def test_one_deployed_size_for_every_family():
+    from atome_core import evaluate as E
+    from atome_core.formats import ptq
+    ternary = M.ModernLM(presets.preset_config("modern-ternary-8k"))
+    fp32 = M.ModernLM(presets.preset_config("modern-8k"))
+    assert E.deployed_bytes(ternary) == {"format": "ATMM v1 (dense trits)", "bytes": B.deployed_bytes(ternary)}
+    assert E.deployed_bytes(fp32) == {"format": "FP32", "bytes": 4 * 7_980}
+    assert E.deployed_bytes(fp32, "int8") == {"format": "ATPQ v1 (int8)", "bytes": ptq.deployed_bytes(fp32, "int8")}
+
+
+def test_a_routed_model_trained_with_the_median_scale_has_no_atmb_layout():
+    from atome_core import formats
+    from atome_core.models.routed import RoutedConfig
+    from atome_core.quant import QuantConfig
+    with pytest.raises(ValueError, match="absmean"):
+        formats.blob_config(RoutedConfig(quant=QuantConfig(scale="absmedian")))

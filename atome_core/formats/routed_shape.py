@@ -70,9 +70,12 @@ def blob_config(model_config) -> RoutedBlobConfig:
         raise ValueError(f"an ablated model (pathways {tuple(pathways)}) has no ATMB layout; "
                          "version 1 stores the full three-pathway model")
     quant = d.get("quant")
-    quant = _fields(quant, ["per_row", "weights"]) if quant is not None else {}
+    quant = _fields(quant, ["per_row", "weights", "scale"]) if quant is not None else {}
     if quant.get("per_row", False) or quant.get("weights", "ternary") != "ternary":
         raise ValueError(f"ATMB version 1 stores ternary weights with one scale per tensor; quant is {d['quant']}")
+    if quant.get("scale", "absmean") != "absmean":
+        # the exporter ternarises with the absmean scale; other trits than the model trained with
+        raise ValueError(f"ATMB version 1 is written from absmean-scaled weights; quant is {d['quant']}")
     missing = [k for k in _BLOB_NAMES if k not in d]
     if missing:
         raise ValueError(f"config lacks {missing}; has {sorted(d)}")
