@@ -181,3 +181,76 @@ def test_only_stylesheets_are_static_and_scripts_load_where_a_page_asks(tiny_boo
                      "mathjax/output/chtml/fonts/woff-v2/a.woff", "mathjax/tex-chtml.js"]
     assert not old.parent.exists()
     assert (src / "notebooks" / "a.ipynb").exists() and (src / "intro.md").exists()
+
+
+def reading_book(root):
+    """The tiny book with b reading a's published results (profiles.yml `reads`)."""
+    (root / "profiles.yml").write_text(textwrap.dedent("""
+        profiles: {smoke: {}, cpu: {}, paper: {}}
+        chapters:
+          a: {defaults: {n: 1}, smoke: {n: 2}}
+          b: {reads: [a], defaults: {n: 10}}
+    """))
+    make_notebook(root / "notebooks" / "b.ipynb", """
+        from atome_core.book.results import read_chapter_metrics
+        a = read_chapter_metrics("a", P.profile)
+        results.save_metrics({"a_n_squared": a["n_squared"], "missing": read_chapter_metrics("zzz", P.profile)})
+    """)
+
+
+def test_a_chapter_that_reads_another_runs_again_when_its_results_change(tiny_book):
+    root, build = tiny_book
+    reading_book(root)
+    first = book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert statuses(first) == {"a": "executed", "b": "executed"}
+    b_metrics = build / "results" / "smoke" / "b" / "metrics.json"
+    assert json.loads(b_metrics.read_text())["a_n_squared"] == 4
+    assert json.loads(b_metrics.read_text())["missing"] is None
+
+    assert statuses(book.build_book("smoke", render_html=False, log=lambda *a: None)) == {"a": "cached", "b": "cached"}
+    assert book.stale_chapters(build, "smoke") == []
+
+    # a's notebook changes but publishes the same result: b stays cached.
+    make_notebook(root / "notebooks" / "a.ipynb", "results.save_metrics({'n_squared': P.n * P.n})")
+    assert book.stale_chapters(build, "smoke") == ["a", "b"]    # a runs again, so b may
+    same = book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert statuses(same) == {"a": "executed", "b": "cached"}
+
+    # a's result changes: b runs again and reads the new value.
+    (root / "profiles.yml").write_text((root / "profiles.yml").read_text().replace("n: 2", "n: 3"))
+    changed = book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert statuses(changed) == {"a": "executed", "b": "executed"}
+    assert json.loads(b_metrics.read_text())["a_n_squared"] == 9
+
+    # a's published results replaced behind the runner's back (another build, by hand): b is stale.
+    published = build / "results" / "smoke" / "a" / "metrics.json"
+    published.write_text(published.read_text().replace("9", "16"))
+    assert book.stale_chapters(build, "smoke") == ["b"]
+    assert statuses(book.build_book("smoke", render_html=False, log=lambda *a: None)) == {"a": "cached", "b": "executed"}
+    assert json.loads(b_metrics.read_text())["a_n_squared"] == 16
+
+
+def test_a_chapter_that_reads_nothing_keeps_its_cache_key(tiny_book):
+    root, build = tiny_book
+    ch = book.list_chapters(root)[0]
+    params = {"profile": "smoke", "n": 2}
+    assert book.cache_key(ch, params, "f") == book.cache_key(ch, params, "f", {})
+    assert book.cache_key(ch, params, "f", {"a": None}) != book.cache_key(ch, params, "f", {"a": b"{}"})
+
+
+def test_reads_must_name_earlier_chapters_of_the_book(tiny_book):
+    from atome_core.book import profiles
+    root, build = tiny_book
+    spec_file = root / "profiles.yml"
+    spec_file.write_text(spec_file.read_text().replace("b: {defaults", "b: {reads: [zzz], defaults"))
+    with pytest.raises(ValueError, match="not other chapters"):
+        profiles.load_profiles()
+    spec_file.write_text(spec_file.read_text().replace("reads: [zzz]", "reads: b"))
+    with pytest.raises(ValueError, match="list of chapter names"):
+        profiles.load_profiles()
+    spec_file.write_text(spec_file.read_text().replace("b: {reads: b, ", "b: {")
+                         .replace("a: {defaults", "a: {reads: [b], defaults"))
+    assert profiles.chapter_reads("a") == ["b"] and profiles.chapter_reads("b") == []
+    assert "reads" not in profiles.chapter_parameters("a", "smoke")
+    with pytest.raises(book.BookError, match="comes after it"):
+        book.build_book("smoke", render_html=False, log=lambda *a: None)

@@ -5,6 +5,10 @@ parameter, all None. papermill (`atome book`) injects the profile's values;
 nbmake injects nothing, so the cell after it calls `resolve_parameters`, which
 takes the profile from $ATOME_PROFILE (default cpu) and fills every parameter
 still None from profiles.yml. Explicit values always win.
+
+A chapter's block may also say which other chapters' published results it reads
+(`reads: [09_frontier, ...]`, `chapter_reads`): the runner re-executes it when one of
+their metrics.json changes. `reads` is not a parameter and is never injected.
 """
 import os
 from pathlib import Path
@@ -32,9 +36,16 @@ def load_profiles(path: Path | None = None) -> dict:
     if unknown:
         raise ValueError(f"{path}: unknown profiles {sorted(unknown)}; known: {PROFILE_NAMES}")
     for chapter, block in spec["chapters"].items():
-        bad = set(block) - {"defaults", *PROFILE_NAMES}
+        bad = set(block) - {"defaults", "reads", *PROFILE_NAMES}
         if bad:
             raise ValueError(f"{path}: chapter {chapter} has unknown keys {sorted(bad)}")
+        reads = block.get("reads", [])
+        if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
+            raise ValueError(f"{path}: chapter {chapter}: reads must be a list of chapter names")
+        unknown_reads = [r for r in reads if r not in spec["chapters"] or r == chapter]
+        if unknown_reads:
+            raise ValueError(f"{path}: chapter {chapter} reads {unknown_reads}, which are not other "
+                             f"chapters of the book; known: {sorted(set(spec['chapters']) - {chapter})}")
         for prof in PROFILE_NAMES:
             extra = set(block.get(prof) or {}) - set(block.get("defaults") or {})
             if extra:
@@ -54,6 +65,12 @@ def chapter_parameters(chapter: str, profile: str, spec: dict | None = None) -> 
     params = dict(block.get("defaults") or {})
     params.update(block.get(profile) or {})
     return {"profile": profile, **params}
+
+
+def chapter_reads(chapter: str, spec: dict | None = None) -> list[str]:
+    """The chapters whose published results `chapter` reads (its `reads` list; [] if none)."""
+    spec = spec or load_profiles()
+    return list((spec["chapters"].get(chapter) or {}).get("reads") or [])
 
 
 def resolve_parameters(chapter: str, namespace: dict) -> SimpleNamespace:

@@ -10,6 +10,10 @@ numbers the intro's claims table quotes, each {"value": ..., "unit": ...} (or
 that block and nothing else (atome_core.book.claims), so a renamed metric cannot
 silently drop a claim. The save methods return None so a notebook cell that ends
 with one prints nothing.
+
+`read_chapter_metrics(chapter, profile)` reads what another chapter published in the same
+build (a chapter that does must list it under `reads` in profiles.yml, so that the runner
+executes it again when that chapter's results change).
 """
 import json
 import os
@@ -55,6 +59,20 @@ class ChapterResults:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
         write_atomic(self.dir / f"{name}.png", buf.getvalue())
+
+
+def read_chapter_metrics(chapter: str, profile: str) -> dict | None:
+    """The metrics `chapter` published under `profile` in this build (its metrics.json as a
+    dict), or None when it has published none."""
+    path = build_dir() / "results" / profile / chapter / "metrics.json"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"chapter {chapter}'s published metrics ({profile}) are not JSON: {e}") from None
 
 
 def _jsonable(x):

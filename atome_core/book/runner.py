@@ -8,7 +8,9 @@ Layout under _build/ (ATOME_BUILD_DIR):
   html/                                        the rendered book
 
 A chapter is re-executed only when its cache key changes: the notebook's bytes,
-its injected parameters and the atome_core source (plus data manifests).
+its injected parameters and the atome_core source (plus data manifests), and, for a
+chapter whose profiles.yml block lists `reads: [...]`, the published metrics.json of each
+chapter it reads, under the same profile (so it runs again when their results change).
 Results move into place only after the notebook succeeded (staging + rename).
 """
 import hashlib
@@ -123,12 +125,44 @@ def source_fingerprint(root: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(chapter: Chapter, params: dict, fingerprint: str) -> str:
+def cache_key(chapter: Chapter, params: dict, fingerprint: str, reads: dict | None = None) -> str:
+    """`reads`: {chapter name: the bytes of its published metrics.json, or None when it has
+    none}, from read_inputs; a chapter that reads nothing keeps the key it had without it."""
     h = hashlib.sha256()
     h.update(chapter.path.read_bytes())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(fingerprint.encode())
+    for name in sorted(reads or {}):
+        data = reads[name]
+        h.update(b"\0reads\0" + name.encode() + (b"\0absent" if data is None else b"\0" + data))
     return h.hexdigest()
+
+
+def published_metrics_path(build: Path, profile: str, chapter: str) -> Path:
+    return build / "results" / profile / chapter / "metrics.json"
+
+
+def read_inputs(build: Path, profile: str, names: list[str]) -> dict:
+    """{name: bytes of that chapter's published metrics.json under `profile`, or None}."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = published_metrics_path(build, profile, name).read_bytes()
+        except OSError:
+            out[name] = None
+    return out
+
+
+def check_reads(chapters: list[Chapter], spec: dict) -> None:
+    """Every chapter a chapter reads is in the book and comes before it (the runner executes
+    in toc order, so a later chapter's results would always be those of the previous build)."""
+    order = {ch.name: i for i, ch in enumerate(chapters)}
+    for ch in chapters:
+        for name in profiles_mod.chapter_reads(ch.name, spec):
+            if name not in order:
+                raise BookError(f"profiles.yml: {ch.name} reads {name}, which is not in _toc.yml")
+            if order[name] > order[ch.name]:
+                raise BookError(f"profiles.yml: {ch.name} reads {name}, which comes after it in _toc.yml")
 
 
 def injected_parameters(chapter: str, profile: str, spec: dict | None = None) -> dict:
@@ -152,13 +186,19 @@ def cached_key(path: Path) -> str | None:
 
 def stale_chapters(build: Path, profile: str, root: Path | None = None) -> list[str]:
     """The chapters whose executed notebook under `build` is missing or carries an old
-    cache key: what `atome book --profile <profile>` would execute again."""
+    cache key, and those that read a stale chapter's results (they run again when those
+    change): what `atome book --profile <profile>` would execute again."""
     root = Path(root or repo_root())
     spec = profiles_mod.load_profiles()
     fingerprint = source_fingerprint(root)
-    return [ch.name for ch in list_chapters(root)
-            if cached_key(executed_path(build, profile, ch))
-            != cache_key(ch, injected_parameters(ch.name, profile, spec), fingerprint)]
+    stale = []
+    for ch in list_chapters(root):
+        reads = profiles_mod.chapter_reads(ch.name, spec)
+        key = cache_key(ch, injected_parameters(ch.name, profile, spec), fingerprint,
+                        read_inputs(build, profile, reads))
+        if cached_key(executed_path(build, profile, ch)) != key or set(reads) & set(stale):
+            stale.append(ch.name)
+    return stale
 
 
 def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, build: Path) -> float:
@@ -391,13 +431,16 @@ def build_book(profile: str = "cpu", only: list[str] | None = None, render_html:
         unknown = [o for o in only if o not in names]
         if unknown:
             raise BookError(f"unknown chapter(s) {unknown}; known: {sorted(names)}")
+    check_reads(chapters, spec)
     fingerprint = source_fingerprint(root)
     report = {}
     for ch in chapters:
         if only and ch.name not in only:
             continue
         params = injected_parameters(ch.name, profile, spec)
-        key = cache_key(ch, params, fingerprint)
+        # Computed now, after the chapters it reads have run: their fresh results count.
+        reads = read_inputs(build, profile, profiles_mod.chapter_reads(ch.name, spec))
+        key = cache_key(ch, params, fingerprint, reads)
         if not force and cached_key(executed_path(build, profile, ch)) == key:
             log(f"[atome book] {ch.name}: cached ({profile})")
             report[ch.name] = {"status": "cached"}
