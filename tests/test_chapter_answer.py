@@ -33,9 +33,18 @@ def frontier_fixture():
                                                "deployed_bytes": 900000}]},
                        "tinystories": {"bz2": 2.0, "xz": 2.1, "kn": []}},
         "best_by_budget": {"shakespeare": [row(65536, "modern-ternary", 2.4), row(16384, "routed", 2.6)],
-                           "tinystories": [row(16384, "modern-ternary", 1.9)]},
-        "targets": {"beat bz2 under 64 KB": {"bpb": 2.4, "bz2": 2.2, "threshold": 2.2, "met": False},
-                    "ternary x2 matches FP32": {"sizes": 3, "threshold": 0.02, "met": True}},
+                           "tinystories": [{"budget_kb": 4, "model": None},
+                                           {"budget_kb": 16, "model": "modern-ternary-30k",
+                                            "family": "modern-ternary", "size": "30k", "params": 29940,
+                                            "deployed_bytes": 7656, "bpb": stat(1.9), "greedy": "Once",
+                                            "sampled": "Once upon", "writes": 1.0}]},
+        "targets": [   # as chapter 9 stores them: a list with names, `measured` None when not measured
+            {"name": "shakespeare_bz2", "threshold": {"deployed_bytes": 65536, "bz2_bpb": 2.2}, "met": False,
+             "measured": {"best_model": "modern-ternary-30k", "best_bpb": 2.4}},
+            {"name": "match_fp32_60k", "threshold": {"deployed_bytes": 30720}, "met": True,
+             "measured": {"fp32_60k_bytes": 242760, "smallest_bytes": 23132}},
+            {"name": "atome01", "threshold": {"deployed_bytes": 20575, "reduction": 0.15}, "met": None,
+             "measured": None, "reason": "the routed 60K was not trained"}],
         "double_width": {"30k": {}},
         "claims": {"best_under_atome01_bpb": {"value": 2.4, "unit": "bits per byte"},
                    "routed_60k_bpb": {"value": 2.6, "unit": "bits per byte"},
@@ -164,12 +173,13 @@ def test_the_answer_glues_the_same_keys_with_or_without_the_frontier():
     assert absent["best_under_atome01_bpb"] == "n/a" and absent["atome01_60k_bytes"] == "20,575"
     assert answer.frontier_glue(None)["atome01_60k_bytes"] == "n/a"
     assert all(isinstance(v, str) for v in present.values())
-    assert present["frontier_status"].startswith("chapter 9 trained and scored 3 models")
+    assert present["frontier_status"].startswith("chapter 9 scored 3 models")
     assert "2 corpora (shakespeare, tinystories)" in present["frontier_status"]
     assert present["best_under_atome01_model"] == "modern-ternary-30k"
     assert (present["best_under_atome01_bpb"], present["routed_60k_bpb"]) == ("2.400", "2.600")
     assert present["match_fp32_60k_bytes"] == "23,132"
     assert (present["kn_shakespeare_bpb"], present["kn_shakespeare_bytes"]) == ("2.100", "900,000")
+    assert present["fp32_60k_bytes"] == "242,760"
     assert (present["densest_family"], present["densest_wins"], present["budget_pairs"]) == ("modern-ternary", "2", "3")
     assert (present["double_width_holds_sizes"], present["double_width_sizes"]) == ("2", "3")
 
@@ -190,13 +200,28 @@ def test_the_best_kneser_ney_model_can_be_asked_within_a_budget():
 def test_the_frontier_tables_are_ordered_by_corpus_and_budget_and_shorten_the_samples():
     f = frontier_fixture()
     header, rows = answer.best_by_budget_table(f)
-    assert [(r[0], r[1]) for r in rows] == [("shakespeare", 16384), ("shakespeare", 65536), ("tinystories", 16384)]
+    assert [(r[0], r[1]) for r in rows] == [("shakespeare", 16384), ("shakespeare", 65536), ("tinystories", 4096),
+                                            ("tinystories", 16384)]
     assert rows[0][2] == "routed 30k" and rows[0][5] == 2.6
     assert rows[0][7].startswith("ROMEO: What say you") and len(rows[0][7]) == 60
+    assert rows[2][2:] == ["none fits", None, None, None, None, ""]
+    assert rows[3][2:] == ["modern-ternary-30k", 29940, 7656, 1.9, 1.0, "Once upon"]
     header, rows = answer.references_table(f)
     assert rows[0] == ["shakespeare", 2.4, 7656, 2.2, 2.4, 2.1, 900000]
     assert rows[1][5] is None and rows[1][6] is None
     header, rows = answer.targets_table(f)
-    assert rows[0][0] == "beat bz2 under 64 KB" and rows[0][3] is False and "bz2 2.2" in rows[0][1]
-    assert answer.missed_targets(f) == ["beat bz2 under 64 KB"]
+    assert [r[0] for r in rows] == ["atome01", "match_fp32_60k", "shakespeare_bz2"]
+    assert rows[0][1:] == ["the routed 60K was not trained", "deployed_bytes 20,575; reduction 0.15", "not measured"]
+    assert rows[2][1] == "best_model modern-ternary-30k; best_bpb 2.4" and rows[2][3] is False
+    assert answer.missed_targets(f) == ["shakespeare_bz2"] and answer.met_targets(f) == ["match_fp32_60k"]
+    as_dict = {"targets": {"beat bz2": {"bpb": 2.4, "threshold": 2.2, "met": False}}}
+    assert answer.targets_table(as_dict)[1] == [["beat bz2", "bpb 2.4", "2.2", False]]
     assert answer.best_by_budget_table(None)[1] == [] and answer.targets_table(None)[1] == []
+
+
+def test_the_open_questions_quote_the_chapters_numbers_or_say_n_a():
+    ab = {"claims": {"seeds": {"value": 3, "unit": "seeds"}, "steps": {"value": 1500, "unit": "steps"}}}
+    out = answer.open_questions_glue({"09_frontier": frontier_fixture(), "04_ab_60k": ab})
+    assert out == {"targets_total": "3", "targets_met": "1", "targets_missed": "1", "ab_seeds": "3", "ab_steps": "1,500",
+                   "reversal_windows": "n/a", "nextline_items": "n/a"}
+    assert set(answer.open_questions_glue({}).values()) == {"n/a"}

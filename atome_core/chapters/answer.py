@@ -100,7 +100,7 @@ def frontier_glue(frontier: dict | None, packing: dict | None = None) -> dict:
         out.update(frontier_status="the frontier of chapter 9 was not measured in this build, so every "
                                    "number of this paragraph reads n/a",
                    n_models=NA, corpora=NA, best_under_atome01_model=NA, best_under_atome01_bpb=NA,
-                   routed_60k_bpb=NA, match_fp32_60k_bytes=NA, shakespeare_best_under_64k_bpb=NA,
+                   routed_60k_bpb=NA, match_fp32_60k_bytes=NA, fp32_60k_bytes=NA, shakespeare_best_under_64k_bpb=NA,
                    bz2_shakespeare_bpb=NA, kn_shakespeare_bpb=NA, kn_shakespeare_bytes=NA,
                    densest_family=NA, densest_wins=NA, budget_pairs=NA,
                    double_width_holds_sizes=NA, double_width_sizes=NA)
@@ -113,13 +113,15 @@ def frontier_glue(frontier: dict | None, packing: dict | None = None) -> dict:
     model = claim_value(frontier, "best_under_atome01_model")
     holds, sizes = claim_value(frontier, "double_width_holds_sizes"), claim_value(frontier, "double_width_sizes")
     out.update(
-        frontier_status=f"chapter 9 trained and scored {len(cells):,} models under one recipe, on "
+        frontier_status=f"chapter 9 scored {len(cells):,} models under one recipe, on "
                         f"{len(corpora)} corpora ({', '.join(corpora)})",
         n_models=f"{len(cells):,}", corpora=", ".join(corpora) or NA,
         best_under_atome01_model=NA if model is None else str(model),
         best_under_atome01_bpb=bpb_text(claim_value(frontier, "best_under_atome01_bpb")),
         routed_60k_bpb=bpb_text(claim_value(frontier, "routed_60k_bpb")),
         match_fp32_60k_bytes=bytes_text(claim_value(frontier, "match_fp32_60k_bytes")),
+        fp32_60k_bytes=bytes_text(((targets(frontier).get("match_fp32_60k") or {}).get("measured") or {})
+                                  .get("fp32_60k_bytes")),
         shakespeare_best_under_64k_bpb=bpb_text(claim_value(frontier, "shakespeare_best_under_64k_bpb")),
         bz2_shakespeare_bpb=bpb_text(claim_value(frontier, "bz2_shakespeare_bpb")
                                      if claim_value(frontier, "bz2_shakespeare_bpb") is not None
@@ -142,17 +144,31 @@ def _sample(row: dict, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def budget_bytes(row: dict) -> int | None:
+    """A best-by-budget row's flash budget in bytes (`budget`, `budget_bytes` or `budget_kb`
+    x 1,024)."""
+    for key, scale in (("budget", 1), ("budget_bytes", 1), ("budget_kb", 1024)):
+        if number(row.get(key)) is not None:
+            return int(number(row[key]) * scale)
+    return None
+
+
+def _first(row: dict, *keys):
+    return next((row[k] for k in keys if row.get(k) is not None), None)
+
+
 def best_by_budget_table(frontier: dict | None) -> tuple[list, list]:
-    """Per corpus and flash budget: the best model, its size and bytes, bits per byte and
-    the start of a sampled text."""
+    """Per corpus and flash budget: the best model, its size and bytes, bits per byte, the
+    share of its sampled words found in the corpus and the start of the sampled text."""
     header = ["corpus", "flash budget (B)", "best model", "parameters", "deployed (B)", "bits per byte",
               "words known", "sampled text"]
     rows = []
     for corpus, best in sorted(((frontier or {}).get("best_by_budget") or {}).items()):
-        for r in sorted(best, key=lambda r: number(r.get("budget")) or 0):
-            name = " ".join(str(r[k]) for k in ("family", "size") if r.get(k) is not None)
-            rows.append([corpus, r.get("budget"), name or NA, r.get("params"), r.get("bytes"),
-                         number(r.get("bpb")), number(r.get("words_known")), _sample(r)])
+        for r in sorted(best, key=lambda r: budget_bytes(r) or 0):
+            name = _first(r, "model", "label") or " ".join(str(r[k]) for k in ("family", "size") if r.get(k))
+            rows.append([corpus, budget_bytes(r), name or "none fits", r.get("params"),
+                         _first(r, "bytes", "deployed_bytes"), number(r.get("bpb")),
+                         number(_first(r, "words_known", "writes")), _sample(r)])
     return header, rows
 
 
@@ -173,21 +189,41 @@ def references_table(frontier: dict | None) -> tuple[list, list]:
     return header, rows
 
 
+def targets(frontier: dict | None) -> dict:
+    """{name: target} of the frontier's targets, stored as a dict by name or as a list of
+    dicts with a `name`; each has `threshold`, `met` (None: not measured) and what was measured
+    (`measured`, a dict, or the other keys)."""
+    stored = (frontier or {}).get("targets") or {}
+    if isinstance(stored, list):
+        stored = {t.get("name", str(i)): t for i, t in enumerate(stored)}
+    return dict(sorted(stored.items()))
+
+
 def targets_table(frontier: dict | None) -> tuple[list, list]:
     """The targets we set for the frontier: what was measured, the threshold, met or not."""
     header = ["target", "measured", "threshold", "met"]
     rows = []
-    for name, t in sorted(((frontier or {}).get("targets") or {}).items()):
-        measured = "; ".join(f"{k} {_short(v)}" for k, v in t.items() if k not in ("threshold", "met"))
-        rows.append([name, measured or NA, _short(t.get("threshold")), t.get("met")])
+    for name, t in targets(frontier).items():
+        measured = t["measured"] if "measured" in t else {k: v for k, v in t.items()
+                                                          if k not in ("name", "threshold", "met", "reason")}
+        met = t.get("met")
+        rows.append([name, _short(measured) if measured else t.get("reason") or NA, _short(t.get("threshold")),
+                     "not measured" if met is None else met])
     return header, rows
 
 
 def missed_targets(frontier: dict | None) -> list[str]:
-    return [name for name, t in sorted(((frontier or {}).get("targets") or {}).items()) if not t.get("met")]
+    """The targets measured and not met (a target not measured is neither met nor missed)."""
+    return [name for name, t in targets(frontier).items() if t.get("met") is False]
+
+
+def met_targets(frontier: dict | None) -> list[str]:
+    return [name for name, t in targets(frontier).items() if t.get("met") is True]
 
 
 def _short(v) -> str:
+    if isinstance(v, dict):
+        return "; ".join(f"{k} {_short(x)}" for k, x in v.items())
     if isinstance(v, float):
         return f"{v:,.4g}"
     if isinstance(v, int) and not isinstance(v, bool):
@@ -365,3 +401,20 @@ def verdict_counts(rows: list) -> dict:
     for row in rows:
         counts[row[3]] += 1
     return counts
+
+
+def open_questions_glue(metrics: dict) -> dict:
+    """The numbers the list of open questions quotes, as text ("n/a" where a chapter did not
+    run): the frontier's targets we set, chapter 4's seeds and steps, chapter 5's windows,
+    chapter 8's items. `metrics`: {chapter: its published metrics}."""
+    frontier = metrics.get("09_frontier")
+    ab, rev, atom = metrics.get("04_ab_60k"), metrics.get("05_reversal"), metrics.get("08_atom_recipe")
+
+    def count(x):
+        return NA if x is None else f"{x:,}"
+    return {"targets_total": count(len(targets(frontier))) if frontier else NA,
+            "targets_met": count(len(met_targets(frontier))) if frontier else NA,
+            "targets_missed": count(len(missed_targets(frontier))) if frontier else NA,
+            "ab_seeds": count(claim_value(ab, "seeds")), "ab_steps": count(claim_value(ab, "steps")),
+            "reversal_windows": count(claim_value(rev, "published_windows")),
+            "nextline_items": count(claim_value(atom, "nextline_items"))}
