@@ -60,6 +60,16 @@ def test_jobs_pair_every_distilled_run_with_a_plain_run_of_the_same_seed(corpus,
             assert np.array_equal(plain.train_tokens, distilled.train_tokens)
 
 
+def test_each_student_may_train_at_its_own_rate(corpus, teacher):
+    students = {"a": (ModernLM, tiny(6)), "b": (ModernLM, tiny(12))}
+    got = D.distillation_jobs(students, teacher, *corpus, steps=2, batch_size=4, seq_len=SEQ,
+                              lr={"a": 1e-3, "b": 1e-2}, seeds=[0], alphas=[0, 0.5])
+    assert {(D.parse_job_name(j.name)["student"], j.cfg.lr) for j in got} == {("a", 1e-3), ("b", 1e-2)}
+    with pytest.raises(ValueError, match=r"no learning rate for student\(s\) \['b'\]"):
+        D.distillation_jobs(students, teacher, *corpus, steps=2, batch_size=4, seq_len=SEQ,
+                            lr={"a": 1e-3}, seeds=[0], alphas=[0, 0.5])
+
+
 def test_jobs_refuse_alphas_without_the_plain_run(corpus, teacher):
     with pytest.raises(ValueError, match="include 0"):
         jobs(corpus, teacher, alphas=(0.5,))

@@ -110,13 +110,14 @@ def parse_job_name(name: str) -> dict:
 
 
 def distillation_jobs(students, teacher_spec, train_tokens, val_tokens, steps: int, batch_size: int,
-                      seq_len: int, lr: float, seeds, alphas, temperature: float = 1.0,
+                      seq_len: int, lr, seeds, alphas, temperature: float = 1.0,
                       log_every: int = 0) -> list:
     """TrainJobs: every student x seed x alpha, AdamW at a constant lr, final validation on
     every non-overlapping seq_len window of val_tokens.
 
     `students`: preset names (`student_spec`) or {name: (model class, config)};
-    `teacher_spec`: (model class, config, state_dict), e.g. `published_teacher()`.
+    `teacher_spec`: (model class, config, state_dict), e.g. `published_teacher()`;
+    `lr`: one rate for every student, or {student: rate} (e.g. each family's rate of a sweep).
     Alpha 0 is the plain run (no teacher at all); every alpha of a seed starts from the
     same initialisation (init_seed = seed) and draws the same batches (cfg.seed = seed),
     so the runs of a seed are a paired comparison. Refuses a teacher whose vocabulary
@@ -145,6 +146,10 @@ def distillation_jobs(students, teacher_spec, train_tokens, val_tokens, steps: i
             if s_vocab != t_vocab:
                 raise ValueError(f"the teacher ({t_class.__name__}) has a vocabulary of {t_vocab} tokens, "
                                  f"the student {name} of {s_vocab}: distillation needs the same vocabulary")
+    rates = lr if isinstance(lr, dict) else {name: lr for name in students}
+    missing = [name for name in students if name not in rates]
+    if missing:
+        raise ValueError(f"no learning rate for student(s) {missing}")
     train_tokens, val_tokens = np.asarray(train_tokens), np.asarray(val_tokens)
     if len(val_tokens) < seq_len + 1:
         raise ValueError(f"{len(val_tokens)} validation tokens are too few for one {seq_len}-token window")
@@ -152,7 +157,7 @@ def distillation_jobs(students, teacher_spec, train_tokens, val_tokens, steps: i
     for alpha in alphas:
         for seed in seeds:
             for name, (model_class, config) in students.items():
-                cfg = TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr,
+                cfg = TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=float(rates[name]),
                                   schedule="constant", seed=seed, log_every=log_every,
                                   distill_alpha=alpha, distill_temperature=temperature)
                 jobs.append(TrainJob(name=job_name(name, alpha, seed), model_class=model_class,
