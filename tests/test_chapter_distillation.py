@@ -1,5 +1,6 @@
 """The distillation experiment's module: paired jobs, the plain run unchanged, the teacher on
 the students' windows, the table's verdicts, what the recipe keeps, and the refusals."""
+import json
 import math
 
 import numpy as np
@@ -239,3 +240,25 @@ def test_the_published_teacher_fits_the_frontier_students_and_scores_the_split()
     assert len(got) == 2
     # a trained model predicts repeated simple English far below 8 bits per byte
     assert D.teacher_bits_per_byte(spec, tokens, 64) < 2.0
+
+
+def test_the_experiment_without_a_teacher_trains_nothing_and_says_why(corpus):
+    got = D.run_distillation({"small": (ModernLM, tiny(6))}, None, *corpus, steps=2, batch_size=4,
+                             seq_len=SEQ, lr=1e-3, seeds=[0], alphas=[0, 0.5], reason="not run: no file")
+    assert got == {"run": False, "reason": "not run: no file"}
+
+
+def test_the_experiment_end_to_end_gives_the_table_the_verdicts_and_the_teachers_score(corpus, teacher):
+    got = D.run_distillation({"small": (ModernLM, tiny(6))}, teacher, *corpus, steps=3, batch_size=4,
+                             seq_len=SEQ, lr=3e-3, seeds=[0, 1], alphas=[0, 0.5])
+    assert got["run"] and len(got["records"]) == 4 and len(got["table"]) == 2
+    assert got["verdicts"]["small"] in D.VERDICTS
+    assert got["teacher_bpb"] == pytest.approx(D.teacher_bits_per_byte(teacher, corpus[1], SEQ))
+    assert got["verdict_text"].startswith(got["verdicts"]["small"] + " for small")
+    json.dumps(got)   # the summary goes into a chapter's metrics as it is
+
+
+def test_the_verdict_text_names_the_alpha_kept():
+    table = D.distillation_table(records("8k", [3.0, 3.1], [2.9, 3.0]) + records("30k", [2.5, 2.6], [2.55, 2.58]))
+    assert D.verdict_text(table, 0.01) == ("helps for 8k (alpha 0.5); no clear gain for 30k (a gain counts "
+                                           "only when every seed gains more than 0.01 bits per byte)")

@@ -338,3 +338,44 @@ def step_seconds(students, teacher_spec, tokens, batch_size: int = 16, seq_len: 
         plain, distilled = med((name, "plain")), med((name, "distilled"))
         out["students"][name] = {"plain_s": plain, "distilled_s": distilled, "ratio": distilled / plain}
     return out
+
+
+# -- the whole experiment ---------------------------------------------------------------------
+
+def verdict_text(table: list[dict], margin: float = MARGIN_BPB) -> str:
+    """One plain sentence of the verdicts per student, for the prose (no Markdown)."""
+    verdicts = size_verdicts(table)
+    if not verdicts:
+        return "no student was trained"
+    keep = keep_in_recipe(table)
+    parts = [f"{v} for {s}" + (f" (alpha {keep[s]:g})" if s in keep else "") for s, v in verdicts.items()]
+    return "; ".join(parts) + f" (a gain counts only when every seed gains more than {margin:g} bits per byte)"
+
+
+def run_distillation(students, teacher_spec, train_tokens, val_tokens, steps: int, batch_size: int,
+                     seq_len: int, lr, seeds, alphas, temperature: float = 1.0, workers: int = 1,
+                     margin: float = MARGIN_BPB, reason: str | None = None) -> dict:
+    """The experiment end to end: the jobs, their runs (`workers` processes), the table, the
+    verdicts, what the recipe keeps, and the teacher's own bits per byte on the same windows.
+
+    teacher_spec None (with `reason`, e.g. from `published_teacher_or_reason`): nothing is
+    trained and the summary says why ({"run": False, "reason": ...}).
+    """
+    from ..train import run_jobs
+    if teacher_spec is None:
+        return {"run": False, "reason": reason or "not run: no teacher"}
+    jobs = distillation_jobs(students, teacher_spec, train_tokens, val_tokens, steps, batch_size, seq_len,
+                             lr, seeds, alphas, temperature)
+    t0 = time.perf_counter()
+    results = run_jobs(jobs, workers=workers)
+    wall = time.perf_counter() - t0
+    records = run_records(results)
+    table = distillation_table(records, margin)
+    return {"run": True, "reason": None, "records": records, "table": table,
+            "verdicts": size_verdicts(table), "keep": keep_in_recipe(table),
+            "verdict_text": verdict_text(table, margin), "margin_bpb": margin,
+            "teacher_bpb": teacher_bits_per_byte(teacher_spec, val_tokens, seq_len, batch_size),
+            "wall_seconds": wall, "train_seconds": sum(r["train_seconds"] for r in records),
+            "recipe": {"steps": steps, "batch_size": batch_size, "seq_len": seq_len, "lr": lr,
+                       "seeds": [int(s) for s in seeds], "alphas": sorted(float(a) for a in alphas),
+                       "temperature": temperature}}
