@@ -211,8 +211,8 @@ def test_the_frontier_tables_are_ordered_by_corpus_and_budget_and_shorten_the_sa
     assert rows[1][5] is None and rows[1][6] is None
     header, rows = answer.targets_table(f)
     assert [r[0] for r in rows] == ["atome01", "match_fp32_60k", "shakespeare_bz2"]
-    assert rows[0][1:] == ["the routed 60K was not trained", "deployed_bytes 20,575; reduction 0.15", "not measured"]
-    assert rows[2][1] == "best_model modern-ternary-30k; best_bpb 2.4" and rows[2][3] is False
+    assert rows[0][1:] == ["the routed 60K was not trained", "deployed bytes 20,575; reduction 0.15", "not measured"]
+    assert rows[2][1] == "best model modern-ternary-30k; best bpb 2.4" and rows[2][3] is False
     assert answer.missed_targets(f) == ["shakespeare_bz2"] and answer.met_targets(f) == ["match_fp32_60k"]
     as_dict = {"targets": {"beat bz2": {"bpb": 2.4, "threshold": 2.2, "met": False}}}
     assert answer.targets_table(as_dict)[1] == [["beat bz2", "bpb 2.4", "2.2", False]]

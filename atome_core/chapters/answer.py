@@ -223,7 +223,7 @@ def met_targets(frontier: dict | None) -> list[str]:
 
 def _short(v) -> str:
     if isinstance(v, dict):
-        return "; ".join(f"{k} {_short(x)}" for k, x in v.items())
+        return "; ".join(f"{str(k).replace('_', ' ')} {_short(x)}" for k, x in v.items())
     if isinstance(v, float):
         return f"{v:,.4g}"
     if isinstance(v, int) and not isinstance(v, bool):
