@@ -57,6 +57,7 @@ def test_executes_caches_and_reexecutes_only_what_changed(tiny_book):
     assert metrics["n_squared"] == 4 and metrics["profile"] == "smoke"   # smoke's n=2 injected
     executed = nbformat.read(build / "executed" / "smoke" / "notebooks" / "a.ipynb", as_version=4)
     assert "injected-parameters" in executed.cells[1].metadata.get("tags", [])
+    assert "hide-input" in executed.cells[1].metadata["tags"]      # folded on the page
     assert executed.metadata["atome"]["parameters"] == {"profile": "smoke", "n": 2, "chapter": "a",
                                                         "injected": ["n"]}
 

@@ -58,3 +58,16 @@ def test_normalize_folds_code_and_keeps_the_parameters_cell_visible():
     assert out.cells[1].metadata["tags"] == ["show-input"]
     assert out.cells[2].metadata["tags"] == ["hide-input"] and out.cells[2].outputs == []
     assert '"x = 1"' in notebook_text(out)
+
+
+MAX_SHOWN_LINES = 8
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_only_short_key_calls_are_shown(path):
+    # the page shows the parameters cell and each section's key call; longer code folds
+    nb = nbformat.read(path, as_version=4)
+    long = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "code"
+            and "show-input" in c.metadata.get("tags", []) and "parameters" not in c.metadata.get("tags", [])
+            and len(c.source.splitlines()) > MAX_SHOWN_LINES]
+    assert not long, f"{path.name}: shown cells over {MAX_SHOWN_LINES} lines (split the key call out): {long}"

@@ -258,6 +258,10 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     wall = time.perf_counter() - t0
 
     nb = nbformat.read(staged_nb, as_version=4)
+    for cell in nb.cells:   # papermill's cell of injected values: folded on the page, one click away
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = tags + ["hide-input"]
     nb.metadata["atome"] = {"cache_key": key, "profile": profile, "parameters": params,
                             "wall_seconds": round(wall, 2)}
     nbformat.write(nb, staged_nb)
