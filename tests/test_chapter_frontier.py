@@ -170,10 +170,10 @@ def test_a_tiny_grid_trains_scores_and_quantises_end_to_end():
     runs = {j.name: r for j, r in zip(jobs, run_jobs(jobs))}
     cells, models = fa.collect_cells("toy", jobs, runs, val, rates, ("int4",))
     by = {c["label"]: c for c in cells}
-    assert set(by) == {"modern FP32 8K", "modern FP32 8K int4", "modern ternary 8K"}
+    assert set(by) == {"modern FP32 8K", "modern FP32 8K as int4", "modern ternary 8K"}
     assert by["modern FP32 8K"]["deployed_bytes"] == 4 * 7980
     assert by["modern ternary 8K"]["deployed_bytes"] == 2868
-    assert by["modern FP32 8K int4"]["deployed_bytes"] < by["modern FP32 8K"]["deployed_bytes"]
+    assert by["modern FP32 8K as int4"]["deployed_bytes"] < by["modern FP32 8K"]["deployed_bytes"]
     # the cell's score is the scorer's on the model as trained
     assert by["modern FP32 8K"]["bpb"]["median"] == pytest.approx(fa.score_model(models["modern FP32 8K"], val))
     text = fa.continuation(models["modern ternary 8K"], "Once", 5, temperature=0.8, seed=0)

@@ -40,6 +40,8 @@ ATOME01_MARGIN = 0.15            # the target we set: 15 % below the routed 60K 
 MATCH_FP32_BYTES = 30 * KB       # the target we set: the modern FP32 60K's quality in <= 30 KB
 SHAKESPEARE_BYTES = 64 * KB      # the target we set: beat bz2 -9 on Shakespeare in <= 64 KB
 FLOAT = 4
+COLORS = {"routed": "C0", "vanilla": "C1", "modern": "C2", "modern-ternary": "C3", "modern-ternary-x2": "C4",
+          "atto": "C5"}
 
 
 def bpb_of(cell: dict) -> float:
@@ -91,7 +93,7 @@ def ram_bytes(model, window: int = WINDOW) -> dict:
 
 def label(arm: str, size: str, scheme: str | None = None) -> str:
     size_text = f"{int(size):,}" if size.isdigit() else size.upper()
-    return f"{LABELS[arm]} {size_text}" + (f" {scheme}" if scheme else "")
+    return f"{LABELS[arm]} {size_text}" + (f" as {scheme}" if scheme else "")
 
 
 def score_model(model, val, bytes_per_token=None) -> float:
@@ -337,14 +339,13 @@ def plot_frontier(ax, cells: list, refs: dict, x: str = "deployed_bytes", title:
     """Cells by family (open markers: post-training int8 / int4), the Pareto front, bz2 and xz as
     horizontal lines and, on the bytes axis, the Kneser-Ney models as grey crosses."""
     markers = {None: "o", "int8": "s", "int4": "^"}
-    families = list(dict.fromkeys(c["family"] for c in cells))
-    for i, fam in enumerate(families):
+    for fam, color in COLORS.items():
         for scheme, marker in markers.items():
             pts = [c for c in cells if c["family"] == fam and c["scheme"] == scheme]
             if pts:
                 ax.scatter([c[x] for c in pts], [bpb_of(c) for c in pts], marker=marker, s=28,
-                           color=f"C{i}", facecolors=f"C{i}" if scheme is None else "none",
-                           label=LABELS[fam] + (f" {scheme}" if scheme else ""))
+                           color=color, facecolors=color if scheme is None else "none",
+                           label=LABELS[fam] + (f" as {scheme}" if scheme else ""))
     front = pareto_front(cells, x)
     ax.step([c[x] for c in front], [bpb_of(c) for c in front], where="post", color="k", lw=1, label="Pareto front")
     if x == "deployed_bytes":
@@ -380,3 +381,29 @@ def claims(targets: list, verdicts: list, refs: dict) -> dict:
                                      "sizes where ternary x2 >= FP32", None),
         "double_width_sizes": ([v["size"] for v in verdicts], "sizes compared", None),
     }
+
+
+def figure_legend(fig, axes, ncol: int = 4) -> None:
+    """One legend below the figure with every entry of its panels, each once."""
+    entries = {}
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(name, handle)
+    fig.legend(list(entries.values()), list(entries), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
+               fontsize=7, frameon=False)
+
+
+def edge_rates(sweep: dict, rates: dict) -> list:
+    """The families whose chosen rate is the largest or smallest rate tried (a wider sweep might move it)."""
+    return [arm for arm, lr in rates.items() if len(sweep[arm]) > 1 and lr in (min(sweep[arm]), max(sweep[arm]))]
+
+
+def reference_summary(cells: list, refs: dict, budget_bytes: int) -> dict:
+    """The best trained model and the best Kneser-Ney model within `budget_bytes` (None where none fits)."""
+    models = [c for c in cells if c["deployed_bytes"] <= budget_bytes]
+    kn = [r for r in refs["kn"] if r["deployed_bytes"] <= budget_bytes]
+    best_m = min(models, key=bpb_of) if models else None
+    best_k = min(kn, key=lambda r: r["bpb"]) if kn else None
+    return {"model": best_m and best_m["label"], "model_bpb": best_m and bpb_of(best_m),
+            "model_bytes": best_m and best_m["deployed_bytes"], "kn_order": best_k and best_k["order"],
+            "kn_bpb": best_k and best_k["bpb"], "kn_bytes": best_k and best_k["deployed_bytes"]}

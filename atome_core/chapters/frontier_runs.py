@@ -31,7 +31,7 @@ FRONTIER_RECIPE = {"batch_size": 16, "seq_len": WINDOW, "schedule": "constant", 
                    "weight_decay": 0.0, "betas": (0.9, 0.999), "grad_clip": None}
 ARMS = ("routed", "vanilla", "modern", "modern-ternary", "modern-ternary-x2")
 LABELS = {"routed": "routed ternary", "vanilla": "vanilla FP32", "modern": "modern FP32",
-          "modern-ternary": "modern ternary", "modern-ternary-x2": "modern ternary x2", "atto": "atto FP32"}
+          "modern-ternary": "modern ternary", "modern-ternary-x2": "modern ternary x2", "atto": "atto"}
 FP32_ARMS = ("vanilla", "modern", "atto")     # the arms also scored after post-training quantisation
 
 
@@ -204,12 +204,14 @@ def atto_data(train: np.ndarray, val: np.ndarray, tune_bytes: int, vocab_size: i
             **{k: vocab.encode(t) for k, t in texts.items()}}
 
 
-def atto_train_config(steps: int, batch_size: int, seq_len: int, lr: float, seed: int) -> TrainConfig:
+def atto_train_config(steps: int, batch_size: int, seq_len: int, lr: float, seed: int,
+                      eval_every: int = 0) -> TrainConfig:
     """Chapter 1's recipe (atome_core.chapters.atto_series.train_recipe): AdamW, 5 % linear
-    warmup then cosine down to lr / 20."""
+    warmup then cosine down to lr / 20. `eval_every` only adds validation points (the
+    evaluation draws nothing at random, so the run is the same)."""
     return TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, schedule="cosine",
                        warmup_steps=max(1, steps // 20), min_lr=lr / 20, seed=seed,
-                       log_every=max(1, steps // 20))
+                       log_every=max(1, steps // 20), eval_every=eval_every)
 
 
 def atto_search_jobs(budgets, train_ids, tune_ids, *, n_widths: int, fulls, steps: int, batch_size: int,
@@ -244,11 +246,11 @@ def atto_winners(jobs, results: dict) -> dict:
 
 
 def atto_final_jobs(corpus: str, winners: dict, train_ids, val_ids, seeds, *, steps: int, batch_size: int,
-                    seq_len: int, lr: float) -> list[TrainJob]:
+                    seq_len: int, lr: float, eval_every: int = 0) -> list[TrainJob]:
     from ..models.atto import AttoModel
     return [TrainJob(name=job_name(corpus, "atto", str(budget), seed), model_class=AttoModel, model_config=cfg,
                      train_tokens=np.asarray(train_ids), val_tokens=np.asarray(val_ids),
-                     cfg=atto_train_config(steps, batch_size, seq_len, lr, seed), init_seed=seed)
+                     cfg=atto_train_config(steps, batch_size, seq_len, lr, seed, eval_every), init_seed=seed)
             for budget, (cfg, _) in winners.items() for seed in seeds]
 
 
