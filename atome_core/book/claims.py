@@ -74,6 +74,13 @@ def _firmware(v):
     return text
 
 
+def _double_width(v):
+    holds, sizes = v["double_width_holds_sizes"], v["double_width_sizes"]
+    where = f" ({', '.join(holds)})" if holds else ""
+    return (f"holds at {len(holds)} of {len(sizes)} sizes{where}: ternary at doubled width against FP32 of the "
+            f"same nominal size, bits per byte on the TinyStories sample")
+
+
 def _atom_benchmarks(v):
     return (f"ARC-E, HellaSwag, PIQA are not available offline; on our local 4-choice task "
             f"(chance 0.25) the {v['nextline_model']} model scores acc_norm {v['nextline_acc_norm']:.2f} "
@@ -109,6 +116,9 @@ CLAIMS = [
     Claim("Atom 3.4m", "3,412,800 parameters score near chance on reasoning benchmarks",
           "ARC-E 33.08 acc_norm, HellaSwag 27.65, PIQA 55.71", "08_atom_recipe",
           ("nextline_model", "nextline_acc_norm", "nextline_items"), _atom_benchmarks),
+    Claim("BitNet b1.58 Reloaded", "at small scale ternary weights match FP16 when the hidden size is doubled",
+          "models of 100K-48M parameters (Nielsen & Schneider-Kamp 2024)", "09_frontier",
+          ("double_width_holds_sizes", "double_width_sizes"), _double_width),
 ]
 
 
