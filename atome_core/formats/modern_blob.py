@@ -37,6 +37,17 @@ import zlib
 import numpy as np
 
 from . import packing
+from .atmb import (  # shared with ATMB
+    ALIGN,
+    CODEC_RAW,
+    CRC_BYTES,
+    DEFAULT_CODEC,
+    DTYPE_F16,
+    DTYPE_F32,
+    DTYPE_NAMES,
+    DTYPE_TRIT,
+    _align,
+)
 from .errors import (
     BadHeaderError,
     BadMagicError,
@@ -55,17 +66,7 @@ MAGIC = b"ATMM"
 VERSION = 1
 HEADER = struct.Struct("<4sHHII")
 ENTRY = struct.Struct("<BBBBIIII")
-CRC_BYTES = 4
-ALIGN = 4
-DTYPE_TRIT, DTYPE_F32, DTYPE_F16 = 1, 2, 3
-DTYPE_NAMES = {DTYPE_TRIT: "trit", DTYPE_F32: "float32", DTYPE_F16: "float16"}
-CODEC_RAW = 0
-DEFAULT_CODEC = "dense"
 MAX_CONFIG_BYTES = 1 << 16
-
-
-def _align(n: int) -> int:
-    return -(-n // ALIGN) * ALIGN
 
 
 def _pad(b: bytes) -> bytes:
