@@ -178,3 +178,22 @@ def test_a_tiny_grid_trains_scores_and_quantises_end_to_end():
     assert by["modern FP32 8K"]["bpb"]["median"] == pytest.approx(fa.score_model(models["modern FP32 8K"], val))
     text = fa.continuation(models["modern ternary 8K"], "Once", 5, temperature=0.8, seed=0)
     assert text == fa.continuation(models["modern ternary 8K"], "Once", 5, temperature=0.8, seed=0)
+
+
+def test_without_the_tinystories_sample_a_stand_in_is_named_and_its_claims_are_not_measured(monkeypatch):
+    from atome_core.chapters import frontier as fa
+    from atome_core.chapters import frontier_runs as fr
+
+    def absent(name, path=None, max_bytes=None):
+        if name == "tinystories":
+            raise ValueError("tinystories needs a file: give its path")
+        return np.arange(100) % 7, np.arange(10) % 7
+
+    monkeypatch.setattr(fr, "load_split", absent)
+    train, val, note = fr.load_main_split()
+    assert len(train) == 100 and "Moby-Dick stand in" in note
+    targets = [{"name": n, "measured": None, "threshold": {}, "met": None, "reason": "r"}
+               for n in ("atome01", "match_fp32_60k", "shakespeare_bz2")]
+    got = fa.claims(targets, [], {"shakespeare": {"bz2": 2.4}}, stand_in=note)
+    assert got["routed_60k_bpb"] == (None, "bits per byte, TinyStories sample", note)
+    assert got["double_width_sizes"][0] is None and got["bz2_shakespeare_bpb"][0] == 2.4

@@ -16,11 +16,9 @@ from atome_core.formats import published as C
 from atome_core.paths import shared_interop_dir
 
 INTEROP = shared_interop_dir()
-pytestmark = pytest.mark.skipif(INTEROP is None, reason="../shared/interop (the published Atome "
-                                "checkpoints) is absent; set ATOME_INTEROP_DIR to run these tests")
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.skipif(INTEROP is None, reason="../shared/interop (the published Atome "
+                                 "checkpoints) is absent; set ATOME_INTEROP_DIR to run these tests"),
+              pytest.mark.usefixtures("one_thread")]
 
 
 def readme_sha256() -> dict:

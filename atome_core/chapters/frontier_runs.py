@@ -86,6 +86,23 @@ def load_split(name: str, path=None, max_bytes: int | None = None) -> tuple[np.n
     return raw[:cut], raw[cut:]
 
 
+STAND_IN_BYTES = 262_144   # the size of the kit's TinyStories sample
+
+
+def load_main_split(path=None) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(train, validation, stand-in note) of the main corpus: the TinyStories sample, or, when a
+    build has no copy of it, the first 256 KiB of Moby-Dick in its place, with the note that says
+    so (the claims about the kit's corpus are then not measured)."""
+    try:
+        return (*load_split("tinystories", path), None)
+    except ValueError as e:
+        if "tinystories needs a file" not in str(e):
+            raise
+    train, val = load_split("moby", max_bytes=STAND_IN_BYTES)
+    return train, val, ("the TinyStories sample is absent from this build (no ../shared/interop): the first "
+                        "256 KiB of Moby-Dick stand in wherever this page says TinyStories sample")
+
+
 def tuning_split(train: np.ndarray, tune_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     """(sweep training bytes, tuning bytes): the last `tune_bytes` of the training split score
     the sweep, the rest trains it. The grid itself trains on the whole training split."""
