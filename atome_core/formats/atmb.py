@@ -224,7 +224,7 @@ def write_blob(config, tensors: dict, codec="dense", float_dtype: str = "float32
         dims = list(shape) + [0] * (4 - len(shape))
         ENTRY.pack_into(out, HEADER.size + ENTRY.size * i, spec.id, dtype, code, len(shape), *dims, off, len(p))
         out[off:off + len(p)] = p
-    struct.pack_into("<I", out, file_size - CRC_BYTES, zlib.crc32(bytes(out[:file_size - CRC_BYTES])))
+    seal(out, file_size)
     return bytes(out)
 
 
@@ -254,37 +254,54 @@ class Header:
     reserved: int
 
 
-def _parse_header(data: bytes) -> Header:
-    if len(data) < len(MAGIC):
-        if MAGIC.startswith(data):
+def check_frame(data: bytes, magic: bytes, version: int, header: struct.Struct, hint: str = "") -> tuple:
+    """The checks every framed blob of ours (ATMB, ATMM) makes first, in this order: magic, version,
+    length against the file size the header records (its fourth field). Returns the header's fields."""
+    if len(data) < len(magic):
+        if magic.startswith(data):
             raise TruncatedBlobError(f"{len(data)} bytes: shorter than the magic")
-        raise BadMagicError(f"magic {bytes(data)!r} is not {MAGIC!r}")
-    if data[:4] != MAGIC:
-        raise BadMagicError(f"magic {bytes(data[:4])!r} is not {MAGIC!r}"
-                            + (" (this is an ATOME01/02 blob: use read_atome01 with its config)"
-                               if data[:5] == b"ATOME" else ""))
+        raise BadMagicError(f"magic {bytes(data)!r} is not {magic!r}")
+    if data[:4] != magic:
+        raise BadMagicError(f"magic {bytes(data[:4])!r} is not {magic!r}" + hint)
     if len(data) < 6:
         raise TruncatedBlobError(f"{len(data)} bytes: shorter than the version field")
-    version = struct.unpack_from("<H", data, 4)[0]
-    if version != VERSION:
-        raise UnsupportedVersionError(f"format version {version}; this reader knows version {VERSION}")
-    if len(data) < HEADER.size + CRC_BYTES:
-        raise TruncatedBlobError(f"{len(data)} bytes: shorter than the {HEADER.size}-byte header and CRC")
-    (_, version, arch, file_size, vocab, d_model, n_layers, d_head, top_k, kernel,
-     n_sections, reserved) = HEADER.unpack_from(data, 0)
+    found = struct.unpack_from("<H", data, 4)[0]
+    if found != version:
+        raise UnsupportedVersionError(f"format version {found}; this reader knows version {version}")
+    if len(data) < header.size + CRC_BYTES:
+        raise TruncatedBlobError(f"{len(data)} bytes: shorter than the {header.size}-byte header and CRC")
+    fields = header.unpack_from(data, 0)
+    file_size = fields[3]
     if file_size > len(data):
         raise TruncatedBlobError(f"header says {file_size} bytes, file has {len(data)}")
     if file_size < len(data):
         raise TrailingBytesError(f"header says {file_size} bytes, file has {len(data)} "
                                  f"({len(data) - file_size} trailing)")
+    return fields
+
+
+def frame_crc(data: bytes, file_size: int) -> tuple[int, int]:
+    """(stored, computed) CRC-32 of a framed blob: the last 4 bytes over every byte before them."""
+    end = file_size - CRC_BYTES
+    return struct.unpack_from("<I", data, end)[0], zlib.crc32(data[:end])
+
+
+def seal(out: bytearray, file_size: int) -> None:
+    """Write the trailing CRC-32 of a framed blob in place."""
+    struct.pack_into("<I", out, file_size - CRC_BYTES, zlib.crc32(bytes(out[:file_size - CRC_BYTES])))
+
+
+def _parse_header(data: bytes) -> Header:
+    hint = " (this is an ATOME01/02 blob: use read_atome01 with its config)" if data[:5] == b"ATOME" else ""
+    (_, version, arch, file_size, vocab, d_model, n_layers, d_head, top_k, kernel,
+     n_sections, reserved) = check_frame(data, MAGIC, VERSION, HEADER, hint)
     config = dict(vocab=vocab, d_model=d_model, n_layers=n_layers, d_head=d_head, top_k=top_k, kernel=kernel)
     return Header(version, arch, file_size, config, n_sections, reserved)
 
 
 def _crc(data: bytes, header: Header) -> tuple[int, int]:
     """(stored, computed) CRC-32."""
-    end = header.file_size - CRC_BYTES
-    return struct.unpack_from("<I", data, end)[0], zlib.crc32(data[:end])
+    return frame_crc(data, header.file_size)
 
 
 def _check_header_fields(header: Header) -> RoutedBlobConfig:

@@ -32,7 +32,6 @@ nothing larger than the file allows.
 import dataclasses
 import json
 import struct
-import zlib
 
 import numpy as np
 
@@ -47,18 +46,17 @@ from .atmb import (  # shared with ATMB
     DTYPE_NAMES,
     DTYPE_TRIT,
     _align,
+    check_frame,
+    frame_crc,
+    seal,
 )
 from .errors import (
     BadHeaderError,
-    BadMagicError,
     ChecksumError,
     ConfigMismatchError,
     CorruptSectionError,
     SectionBoundsError,
     SectionOverlapError,
-    TrailingBytesError,
-    TruncatedBlobError,
-    UnsupportedVersionError,
 )
 from .packing import CodecError
 
@@ -167,7 +165,7 @@ def write_blob(cfg, state: dict, codec: str = DEFAULT_CODEC, float_dtype: str = 
         dims = (*shape, 0) if len(shape) == 1 else shape
         ENTRY.pack_into(out, table_start + ENTRY.size * i, dtype, code, len(shape), 0, *dims, off, len(p))
         out[off:off + len(p)] = p
-    struct.pack_into("<I", out, file_size - CRC_BYTES, zlib.crc32(bytes(out[:file_size - CRC_BYTES])))
+    seal(out, file_size)
     return bytes(out)
 
 
@@ -209,25 +207,9 @@ def read_blob(data) -> tuple[object, dict]:
     norms, as NumPy arrays. A BlobError subclass names anything wrong."""
     from ..models.modern import state_shapes
     data = bytes(data)
-    if len(data) < len(MAGIC) and MAGIC.startswith(data):
-        raise TruncatedBlobError(f"{len(data)} bytes: shorter than the magic")
-    if data[:len(MAGIC)] != MAGIC:
-        raise BadMagicError(f"magic {data[:4]!r} is not {MAGIC!r}")
-    if len(data) < 6:
-        raise TruncatedBlobError(f"{len(data)} bytes: shorter than the version field")
-    version = struct.unpack_from("<H", data, 4)[0]
-    if version != VERSION:
-        raise UnsupportedVersionError(f"format version {version}; this reader knows version {VERSION}")
-    if len(data) < HEADER.size + CRC_BYTES:
-        raise TruncatedBlobError(f"{len(data)} bytes: shorter than the {HEADER.size}-byte header and CRC")
-    _, _, n_sections, file_size, config_len = HEADER.unpack_from(data, 0)
-    if file_size > len(data):
-        raise TruncatedBlobError(f"header says {file_size} bytes, file has {len(data)}")
-    if file_size < len(data):
-        raise TrailingBytesError(f"header says {file_size} bytes, file has {len(data)} "
-                                 f"({len(data) - file_size} trailing)")
+    _, _, n_sections, file_size, config_len = check_frame(data, MAGIC, VERSION, HEADER)
     end = file_size - CRC_BYTES
-    stored, computed = struct.unpack_from("<I", data, end)[0], zlib.crc32(data[:end])
+    stored, computed = frame_crc(data, file_size)
     if stored != computed:
         raise ChecksumError(f"CRC-32 stored {stored:08x}, computed {computed:08x}")
     if file_size % ALIGN:
