@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from atome_core.train import torch_threads
@@ -69,3 +70,13 @@ def smoke_book(tmp_path_factory) -> SmokeBook:
     proc = atome_book(env, timeout=1800)
     assert proc.returncode == 0, f"atome book --profile smoke failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return SmokeBook(build, env, reused)
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    """A small text file of ten words in random order (for `atome train` on a tiny budget)."""
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
+    path = tmp_path / "text.txt"
+    path.write_text(" ".join(rng.choice(words, 6000)) + "\n")
+    return path

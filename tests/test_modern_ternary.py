@@ -308,15 +308,6 @@ def test_a_ternary_model_file_round_trips_its_config_and_its_logits_bits(quant, 
 
 # -- atome train ---------------------------------------------------------------------------------
 
-@pytest.fixture
-def text_file(tmp_path):
-    rng = np.random.default_rng(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    path = tmp_path / "text.txt"
-    path.write_text(" ".join(rng.choice(words, 6000)) + "\n")
-    return path
-
-
 def run_train(text_file, out, *extra, size="8k"):
     return atome(["train", "--model", "modern", "--size", size, "--tokens", "4096", "--seed", "1",
                   "--corpus", "file", "--corpus-path", str(text_file), "--val-bytes", "600",

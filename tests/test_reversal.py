@@ -216,15 +216,6 @@ def test_shuffled_bytes_keep_the_bytes():
 # -----------------------------------------------------------------------------
 # atome train
 
-@pytest.fixture
-def text_file(tmp_path):
-    rng = np.random.default_rng(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    path = tmp_path / "text.txt"
-    path.write_text(" ".join(rng.choice(words, 6000)) + "\n")
-    return path
-
-
 def run_train(text_file, out, *extra):
     return atome(["train", "--model", "routed", "--size", "15k", "--tokens", "8192", "--seed", "1",
                   "--corpus", "file", "--corpus-path", str(text_file), "--val-bytes", "1100",
