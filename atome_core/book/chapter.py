@@ -25,13 +25,17 @@ from types import SimpleNamespace
 from .profiles import resolve_parameters
 from .results import ChapterResults
 
+# What a chapter prints becomes part of its page: no progress bar may draw there, ours
+# (atome_core.progress) or a library's (tqdm's defaults, Hugging Face datasets and hub).
+# The runner starts the kernel with these; open_chapter sets them for the other routes.
+QUIET_ENV = {"ATOME_PROGRESS": "0", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+             "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
 
 def quiet_outputs() -> None:
     """Keep progress bars and library chatter out of executed notebooks."""
-    os.environ.setdefault("ATOME_PROGRESS", "0")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
     try:
         from tqdm import TqdmExperimentalWarning, TqdmWarning
         warnings.filterwarnings("ignore", category=TqdmWarning)

@@ -31,6 +31,7 @@ from ..paths import PACKAGE_DIR, build_dir, repo_root
 from ..progress import progress_enabled
 from . import claims
 from . import profiles as profiles_mod
+from .chapter import QUIET_ENV
 
 # Source files that change what a notebook computes, besides the notebook itself.
 FINGERPRINT_GLOBS = [(PACKAGE_DIR, "**/*.py"), (PACKAGE_DIR, "**/*.yml"), (PACKAGE_DIR, "**/*.json")]
@@ -41,11 +42,8 @@ BOOK_FILES = ["_config.yml", "_toc.yml"]
 EXTRA_DIR = "_extra"   # html_extra_path in _config.yml: copied into the site as is
 
 
-# What a chapter prints becomes part of its page: no progress bar may draw there, ours
-# (atome_core.progress) or a library's (tqdm's defaults, Hugging Face datasets), and no
-# warning that tqdm found no notebook widgets (it names an absolute path).
-KERNEL_ENV = {"ATOME_PROGRESS": "0", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-              "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+# The kernel starts quiet (chapter.QUIET_ENV), and without the warning that tqdm found no
+# notebook widgets (it names an absolute path).
 KERNEL_WARNINGS = ["ignore:IProgress not found"]
 
 
@@ -217,7 +215,7 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     staged_results.mkdir()
     # The kernel inherits these. MPLBACKEND must stay unset there: the kernel's
     # inline backend is what puts figures into the executed notebook.
-    kernel_env = {**KERNEL_ENV, "ATOME_RESULTS_DIR": str(staged_results), "ATOME_PROFILE": profile,
+    kernel_env = {**QUIET_ENV, "ATOME_RESULTS_DIR": str(staged_results), "ATOME_PROFILE": profile,
                   "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *KERNEL_WARNINGS]))}
     env_before = {k: os.environ.get(k) for k in (*kernel_env, "MPLBACKEND")}
     os.environ.update(kernel_env)
