@@ -1,6 +1,14 @@
-"""One training recipe for every architecture comparison, and one cell of the ladder.
+"""The book's training recipes, for every architecture comparison, and one cell of the ladder.
 
-A cell = (family, size, token budget, seed): `train_cell` trains it with a recipe
+The book's recipe (`BOOK_RECIPE`, the Atome kit's 60K recipe shape) trains every architecture
+comparison (chapters 2, 4, 5 and 9): AdamW at a constant learning rate, no warmup, no weight
+decay, no clipping, batches of 16 random windows of 64 bytes. Its token budget is stated per
+profile (`BOOK_STEPS`: optimizer steps of 16 x 64 bytes); a chapter that trains for another
+budget says why on its page and draws its loss against training tokens. Each family trains at
+its own learning rate, the best of a short sweep (`best_rates`) scored on a slice of the
+training text held out from the sweep's training (`tuning_split`), never on the validation text.
+
+A ladder cell = (family, size, token budget, seed): `train_cell` trains it with a recipe
 (`CPU_RECIPE`, or `PAPER_RECIPE`: the kit's 944K recipe, BF16 autocast on CUDA) and
 returns its validation bits per byte, its parameter count and its deployed bytes
 (routed: the real ATMB blob of atome_core.formats; a ternary modern model: its ATMM file,
@@ -42,7 +50,72 @@ def ladder_table(sizes=SIZES, families=FAMILIES) -> list[dict]:
 
 
 # -----------------------------------------------------------------------------
-# recipes
+# the book's recipe
+
+BOOK_RECIPE = {"batch_size": 16, "seq_len": 64, "schedule": "constant", "warmup_steps": 0,
+               "weight_decay": 0.0, "betas": (0.9, 0.999), "grad_clip": None}
+# The token budget per profile, in optimizer steps of BOOK_RECIPE's 16 x 64 bytes: the kit's
+# 3,000 steps at paper; half of them at cpu (what the frontier's grid affords in its share
+# of the 45 minutes); a few at smoke.
+BOOK_STEPS = {"smoke": 8, "cpu": 1500, "paper": 3000}
+KIT_LR = 3e-4          # the kit's one rate for every model
+
+
+def book_steps(profile: str) -> int:
+    """The book's budget at a profile, in optimizer steps."""
+    if profile not in BOOK_STEPS:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(BOOK_STEPS)}")
+    return BOOK_STEPS[profile]
+
+
+def book_tokens(steps: int) -> int:
+    """Training bytes of `steps` steps of the book's recipe."""
+    return steps * BOOK_RECIPE["batch_size"] * BOOK_RECIPE["seq_len"]
+
+
+def book_config(steps: int, lr: float, seed: int, eval_every: int = 0, eval_batches: int = 8,
+                **overrides) -> TrainConfig:
+    """The book's recipe for `steps` optimizer steps at learning rate `lr` (`overrides`:
+    other TrainConfig fields, e.g. act_bits)."""
+    return TrainConfig(steps=steps, lr=lr, seed=seed, eval_every=eval_every, eval_batches=eval_batches,
+                       log_every=max(1, steps // 50), **{**BOOK_RECIPE, **overrides})
+
+
+def book_recipe_rows(steps: int, rates: str = "each family's best of the sweep") -> tuple[list, list]:
+    """The recipe as a table (header, rows), for a chapter's page."""
+    r = BOOK_RECIPE
+    rows = [["optimizer", "AdamW, betas (0.9, 0.999), no weight decay"],
+            ["learning rate", f"constant, no warmup; {rates}"],
+            ["batch", f"{r['batch_size']} random windows of {r['seq_len']} bytes"],
+            ["gradient clipping", "none"],
+            ["steps", f"{steps:,} ({book_tokens(steps):,} training bytes)"]]
+    return ["", "every family"], rows
+
+
+def tuning_split(train: np.ndarray, tune_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sweep training bytes, tuning bytes): the last `tune_bytes` of the training split score
+    a learning-rate sweep, the rest trains it. The runs themselves train on the whole split."""
+    if not 0 < tune_bytes < len(train) // 2:
+        raise ValueError(f"tune_bytes {tune_bytes} must be positive and under half the {len(train)} training bytes")
+    return train[:-tune_bytes], train[-tune_bytes:]
+
+
+def best_rates(sweep: dict) -> dict:
+    """{family: the rate with the lowest tuning loss} from {family: {lr: loss}} (ties: the
+    smaller rate)."""
+    return {arm: min(sorted(scores), key=lambda lr: scores[lr]) for arm, scores in sweep.items()}
+
+
+def rate_at_edge(scores: dict) -> bool:
+    """Whether the best rate of one family's sweep ({lr: loss}) is its smallest or largest:
+    the sweep may not have bracketed the best rate."""
+    lrs = sorted(scores)
+    best = min(lrs, key=lambda lr: scores[lr])
+    return len(lrs) > 1 and best in (lrs[0], lrs[-1])
+
+
+# -----------------------------------------------------------------------------
+# the ladder's recipes (chapter 5, `atome train`)
 
 @dataclass(frozen=True)
 class Recipe:

@@ -1,11 +1,11 @@
 """Chapter 9's runs: one recipe for every family, the learning-rate sweep, the grid of cells,
 the atto models, and the reference lines (compressors and Kneser-Ney).
 
-The recipe (`FRONTIER_RECIPE`, the Atome kit's shape): AdamW at a constant learning rate,
-no warmup, no weight decay, no clipping, batches of 16 random windows of 64 bytes; the
-number of steps is the profile's token budget. Each family trains at its own rate, the
-best of a short sweep scored on a slice of the training text held out from the sweep's
-training (`tuning_split`), never on the validation text. Validation: every
+The recipe is the book's (atome_core.recipe.BOOK_RECIPE, the Atome kit's shape): AdamW at a
+constant learning rate, batches of 16 random windows of 64 bytes; the number of steps is the
+profile's token budget. Each family trains at its own rate, the best of a short sweep scored
+on a slice of the training text held out from the sweep's training (recipe.tuning_split),
+never on the validation text. Validation: every
 non-overlapping 64-byte window of the held-out 10 % (atome_core.evaluate), optionally
 capped (`cap_windows`).
 
@@ -23,12 +23,12 @@ import numpy as np
 from ..evaluate import eval_windows
 from ..models import family
 from ..models.presets import ladder_config, preset_config
+from ..recipe import BOOK_RECIPE, best_rates, book_config, tuning_split  # noqa: F401 (the notebook calls fr.best_rates, fr.tuning_split)
 from ..train import TrainConfig, TrainJob
 
 LN2 = math.log(2)
 WINDOW = 64
-FRONTIER_RECIPE = {"batch_size": 16, "seq_len": WINDOW, "schedule": "constant", "warmup_steps": 0,
-                   "weight_decay": 0.0, "betas": (0.9, 0.999), "grad_clip": None}
+FRONTIER_RECIPE = BOOK_RECIPE
 ARMS = ("routed", "vanilla", "modern", "modern-ternary", "modern-ternary-x2")
 LABELS = {"routed": "routed ternary", "vanilla": "vanilla FP32", "modern": "modern FP32",
           "modern-ternary": "modern ternary", "modern-ternary-x2": "modern ternary x2", "atto": "atto"}
@@ -38,21 +38,15 @@ FP32_ARMS = ("vanilla", "modern", "atto")     # the arms also scored after post-
 # -- the recipe ---------------------------------------------------------------------------------
 
 def recipe_config(steps: int, lr: float, seed: int, eval_every: int = 0, eval_batches: int = 8) -> TrainConfig:
-    """The frontier recipe for `steps` optimizer steps at learning rate `lr`."""
-    return TrainConfig(steps=steps, lr=lr, seed=seed, eval_every=eval_every, eval_batches=eval_batches,
-                       log_every=max(1, steps // 50), **FRONTIER_RECIPE)
+    """The book's recipe for `steps` optimizer steps at learning rate `lr`."""
+    return book_config(steps, lr, seed, eval_every, eval_batches)
 
 
 def recipe_rows(steps: int) -> tuple[list, list]:
-    """The recipe as a table (header, rows)."""
-    r = FRONTIER_RECIPE
-    rows = [["optimizer", "AdamW, betas (0.9, 0.999), no weight decay"],
-            ["learning rate", "constant, no warmup; each family's best of the sweep"],
-            ["batch", f"{r['batch_size']} random windows of {r['seq_len']} bytes"],
-            ["gradient clipping", "none"],
-            ["steps", f"{steps:,} ({steps * r['batch_size'] * r['seq_len']:,} training bytes)"],
-            ["validation", f"every non-overlapping {WINDOW}-byte window of the held-out 10 %"]]
-    return ["", "every family"], rows
+    """The recipe as a table (header, rows), with the frontier's validation."""
+    from ..recipe import book_recipe_rows
+    header, rows = book_recipe_rows(steps)
+    return header, rows + [["validation", f"every non-overlapping {WINDOW}-byte window of the held-out 10 %"]]
 
 
 def model_spec(arm: str, size: str) -> tuple[type, object]:
@@ -103,14 +97,6 @@ def load_main_split(path=None) -> tuple[np.ndarray, np.ndarray, str | None]:
                         "256 KiB of Moby-Dick stand in wherever this page says TinyStories sample")
 
 
-def tuning_split(train: np.ndarray, tune_bytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(sweep training bytes, tuning bytes): the last `tune_bytes` of the training split score
-    the sweep, the rest trains it. The grid itself trains on the whole training split."""
-    if not 0 < tune_bytes < len(train) // 2:
-        raise ValueError(f"tune_bytes {tune_bytes} must be positive and under half the {len(train)} training bytes")
-    return train[:-tune_bytes], train[-tune_bytes:]
-
-
 def cap_windows(val: np.ndarray, max_windows: int | None, window: int = WINDOW) -> np.ndarray:
     """The validation bytes that give at most `max_windows` evaluation windows (None: all)."""
     if max_windows is None:
@@ -159,11 +145,6 @@ def sweep_results(results: dict) -> dict:
         if "lr" in p:
             out.setdefault(p["arm"], {})[p["lr"]] = r.final_val_loss / LN2
     return out
-
-
-def best_rates(sweep: dict) -> dict:
-    """{arm: the rate with the lowest tuning bits per byte} (ties: the smaller rate)."""
-    return {arm: min(sorted(scores), key=lambda lr: scores[lr]) for arm, scores in sweep.items()}
 
 
 def sweep_rows(sweep: dict, rates: dict) -> tuple[list, list]:
