@@ -13,7 +13,10 @@ with one prints nothing.
 
 `read_chapter_metrics(chapter, profile)` reads what another chapter published in the same
 build (a chapter that does must list it under `reads` in profiles.yml, so that the runner
-executes it again when that chapter's results change).
+executes it again when that chapter's results change). `read_chapter_file(chapter, profile,
+name)` finds a file it published beside its metrics (a trained model, say), or None. A
+chapter that publishes a model for others records its name in metrics.json, so the
+reader's cache key changes when the model does.
 """
 import json
 import os
@@ -73,6 +76,13 @@ def read_chapter_metrics(chapter: str, profile: str) -> dict | None:
         return json.loads(text)
     except ValueError as e:
         raise ValueError(f"chapter {chapter}'s published metrics ({profile}) are not JSON: {e}") from None
+
+
+def read_chapter_file(chapter: str, profile: str, name: str) -> Path | None:
+    """The path of a file `chapter` published under `profile` in this build (e.g.
+    "models/routed-60k.safetensors"), or None when it has not."""
+    path = build_dir() / "results" / profile / chapter / name
+    return path if path.is_file() else None
 
 
 def _jsonable(x):
