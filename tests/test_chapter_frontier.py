@@ -190,10 +190,18 @@ def test_without_the_tinystories_sample_a_stand_in_is_named_and_its_claims_are_n
         return np.arange(100) % 7, np.arange(10) % 7
 
     monkeypatch.setattr(fr, "load_split", absent)
-    train, val, note = fr.load_main_split()
+    train, _val, note = fr.load_main_split()
     assert len(train) == 100 and "Moby-Dick stand in" in note
     targets = [{"name": n, "measured": None, "threshold": {}, "met": None, "reason": "r"}
                for n in ("atome01", "match_fp32_60k", "shakespeare_bz2")]
     got = fa.claims(targets, [], {"shakespeare": {"bz2": 2.4}}, stand_in=note)
     assert got["routed_60k_bpb"] == (None, "bits per byte, TinyStories sample", note)
     assert got["double_width_sizes"][0] is None and got["bz2_shakespeare_bpb"][0] == 2.4
+
+
+def test_a_chosen_rate_at_the_edge_of_the_sweep_is_marked():
+    sweep = {"routed": {1e-3: 3.0, 1e-2: 2.5}, "modern": {1e-3: 3.0, 3e-3: 2.4, 1e-2: 2.6}}
+    _, rows = fr.sweep_rows(sweep, fr.best_rates(sweep))
+    chosen = {row[0]: row[-1] for row in rows}
+    assert chosen["routed ternary"] == "0.01 (edge of the sweep)"
+    assert chosen["modern FP32"] == "0.003"

@@ -23,7 +23,7 @@ import numpy as np
 from ..evaluate import eval_windows
 from ..models import family
 from ..models.presets import ladder_config, preset_config
-from ..recipe import BOOK_RECIPE, best_rates, book_config, tuning_split  # noqa: F401 (the notebook calls fr.best_rates, fr.tuning_split)
+from ..recipe import BOOK_RECIPE, best_rates, book_config, rate_at_edge, tuning_split  # noqa: F401 (the notebook calls fr.best_rates, fr.tuning_split)
 from ..train import TrainConfig, TrainJob
 
 LN2 = math.log(2)
@@ -148,8 +148,12 @@ def sweep_results(results: dict) -> dict:
 
 
 def sweep_rows(sweep: dict, rates: dict) -> tuple[list, list]:
+    """The sweep as a table: tuning bits per byte per rate, and the chosen rate, marked "(edge
+    of the sweep)" when it is the grid's smallest or largest (the best may lie beyond it)."""
     lrs = sorted({lr for scores in sweep.values() for lr in scores})
-    rows = [[LABELS[arm]] + [scores.get(lr) for lr in lrs] + [f"{rates[arm]:g}"] for arm, scores in sweep.items()]
+    rows = [[LABELS[arm]] + [scores.get(lr) for lr in lrs]
+            + [f"{rates[arm]:g}" + (" (edge of the sweep)" if rate_at_edge(scores) else "")]
+            for arm, scores in sweep.items()]
     return ["family"] + [f"lr {lr:g}" for lr in lrs] + ["chosen"], rows
 
 
