@@ -1,8 +1,14 @@
 """Chapter 4: the Atome kit's 60K A/B: its published figures, the four models compared,
 and the tables and numbers the chapter shows.
 
-Everything here is what the notebook used to compute inline, in the same order (the
-same seeds, the same jobs, the same draws), so a profile gives the same numbers.
+Every run trains with the book's recipe (atome_core.recipe.book_config) at the kit's one
+learning rate, so the claim is tested on its own terms. Every validation point of a run's
+curve scores the whole validation split (the final score's windows), so the curve's point
+at the book's cpu budget is that budget's result: with a constant rate and no warmup the
+first 1,500 steps of a 3,000-step run are the 1,500-step run. From the curves come the
+ranking at each budget and the comparison with the kit at its own step counts
+(`baseline_finding`). The chapter publishes two routed models for chapters 3 and 7
+(`PUBLISHED_MODELS`, written by `publish_models`).
 """
 import math
 
@@ -15,6 +21,8 @@ KIT_PPL = {
     "3000 steps, 1 seed": {"routed": 6.31, "vanilla param-fair": 8.12, "vanilla flash-fair": 13.10},
     "1500 steps, median of 3 seeds": {"routed": 7.60, "vanilla param-fair": 9.86, "vanilla flash-fair": 18.69},
 }
+# the step count behind each of the kit's figures
+KIT_STEPS = {"3000 steps, 1 seed": 3000, "1500 steps, median of 3 seeds": 1500}
 KIT_TRAIN_SECONDS = {"routed": 195, "vanilla param-fair": 95}
 # reported validation losses of the published 944K checkpoints (nats per byte, the kit's split)
 KIT_944K_VAL_NATS = {"routed": 1.0545, "vanilla": 0.9337}
@@ -25,6 +33,13 @@ MAIN = ["routed", "vanilla param-fair", "vanilla flash-fair", "modern"]
 SPEED_TARGET = 0.8
 # the kit's corpus fraction of the 90/10 split: first 90 % train, last 10 % validation
 TRAIN_FRACTION = 0.9
+# our routed model "matches" the kit's when its perplexity is within this fraction of the kit's
+ROUTED_CLOSE = 0.10
+# the routed run with 8-bit activations (chapter 7's integer path), trained on Shakespeare
+ACT8 = "routed act8"
+# name -> file in the chapter's results folder (chapters 3 and 7 read them)
+PUBLISHED_MODELS = {"routed-60k-tinystories-seed0": "models/routed-60k-tinystories-seed0.safetensors",
+                    "routed-60k-act8-shakespeare-seed0": "models/routed-60k-act8-shakespeare-seed0.safetensors"}
 
 
 def ab_models(pathway_ablations: bool = False) -> dict:
@@ -149,6 +164,28 @@ def train_jobs(splits: dict, specs: dict, seeds_of: dict, main_corpus: str, base
     return jobs
 
 
+def act8_job(splits: dict, base, seed: int = 0):
+    """The routed model trained with 8-bit activations (what chapter 7's integer path runs),
+    on Shakespeare with the chapter's recipe and steps: run "shakespeare|routed act8|seed"."""
+    import dataclasses
+
+    from ..models import routed
+    from ..quant import QuantConfig
+    from ..train import TrainJob
+    train_tokens, val_tokens = splits["shakespeare"]
+    cfg = routed.RoutedConfig(quant=QuantConfig(weights="ternary", act_bits=8))
+    return TrainJob(name=f"shakespeare|{ACT8}|{seed}", model_class=routed.RoutedLM, model_config=cfg,
+                    train_tokens=train_tokens, val_tokens=val_tokens,
+                    cfg=dataclasses.replace(base, seed=seed), init_seed=seed)
+
+
+def full_validation_batches(splits: dict, seq_len: int, batch_size: int) -> int:
+    """TrainConfig.eval_batches that make every curve point score each corpus's whole
+    validation split (the windows of the final score), not just its first batches."""
+    windows = max((len(val) - 1) // seq_len for _, val in splits.values())
+    return max(1, math.ceil(windows / batch_size))
+
+
 def runs_of(runs: dict, corpus_name: str, model_name: str) -> list:
     """The runs of one model on one corpus, every seed, in training order."""
     return [r for key, r in runs.items() if key.split("|")[:2] == [corpus_name, model_name]]
@@ -181,6 +218,121 @@ def final_scores(runs: dict, corpus_names, specs) -> dict:
             final[(corpus_name, name)] = {"bpb": median_and_range(bpb),
                                           "ppl": median_and_range([2 ** b for b in bpb])}
     return final
+
+
+def budgets(steps: int, eval_every: int, cpu_steps: int) -> list:
+    """The step counts the models are ranked at: the book's cpu budget and the kit's step
+    counts where the runs have a curve point there, and the runs' last step."""
+    on_curve = {s for s in (cpu_steps, *KIT_STEPS.values())
+                if s < steps and eval_every and s % eval_every == 0}
+    return sorted(on_curve | {steps})
+
+
+def scores_at_step(runs: dict, corpus_names, names, step: int) -> dict:
+    """(corpus, model) -> {"bpb", "ppl"} like final_scores, from each run's validation point
+    at `step` (runs without one there are left out)."""
+    from ..evaluate import median_and_range
+    scores = {}
+    for corpus_name in corpus_names:
+        for name in names:
+            bpb = [h["val_loss"] / math.log(2) for r in runs_of(runs, corpus_name, name)
+                   for h in r.history if h["step"] == step and "val_loss" in h]
+            if bpb:
+                scores[(corpus_name, name)] = {"bpb": median_and_range(bpb),
+                                               "ppl": median_and_range([2 ** b for b in bpb])}
+    return scores
+
+
+def ranking(scores: dict, corpus_name: str, names=MAIN) -> list:
+    """The models from best to worst median per-byte perplexity."""
+    return sorted(names, key=lambda name: scores[(corpus_name, name)]["ppl"]["median"])
+
+
+def ranking_table(by_step: dict, corpus_names) -> tuple[list, list]:
+    """(header, rows): per corpus and budget ({step: scores_at_step}), the models in order
+    with their median per-byte perplexity, and the routed model against param-fair."""
+    from ..recipe import book_tokens
+    header = ["corpus", "steps", "training bytes", "1st", "2nd", "3rd", "4th", "routed against param-fair"]
+    rows = []
+    for corpus_name in corpus_names:
+        for step, scores in sorted(by_step.items()):
+            order = [f"{n} ({scores[(corpus_name, n)]['ppl']['median']:.2f})" for n in ranking(scores, corpus_name)]
+            gap = lower_or_higher(relative(scores, corpus_name, "routed", "vanilla param-fair"))
+            rows.append([corpus_name, step, book_tokens(step), *order, gap])
+    return header, rows
+
+
+def ranking_change(by_step: dict, corpus_name: str) -> str:
+    """In words: whether the order of the models moves between the first and last budget."""
+    steps = sorted(by_step)
+    first, last = (ranking(by_step[s], corpus_name) for s in (steps[0], steps[-1]))
+    if len(steps) == 1:
+        return f"measured at one budget only ({steps[0]:,} steps)"
+    if first == last:
+        return f"the same at {steps[0]:,} and at {steps[-1]:,} steps"
+    moved = [f"{n} from {first.index(n) + 1} to {last.index(n) + 1}" for n in first if first.index(n) != last.index(n)]
+    return f"different at {steps[0]:,} and at {steps[-1]:,} steps (places: {', '.join(moved)})"
+
+
+def kit_match(by_step: dict, corpus_name: str = "tinystories") -> dict:
+    """kit recipe -> {"steps", "ours": {model: ppl}, "kit": {model: ppl}, "seeds"} for each
+    of the kit's figures whose step count our curves reached (on TinyStories only)."""
+    matched = {}
+    for recipe, steps in KIT_STEPS.items():
+        scores = by_step.get(steps, {})
+        if (corpus_name, "routed") not in scores:
+            continue
+        names = [n for n in KIT_PPL[recipe] if (corpus_name, n) in scores]
+        matched[recipe] = {"steps": steps, "seeds": scores[(corpus_name, "routed")]["ppl"]["n"],
+                           "ours": {n: scores[(corpus_name, n)]["ppl"]["median"] for n in names},
+                           "kit": {n: KIT_PPL[recipe][n] for n in names}}
+    return matched
+
+
+def kit_match_table(matched: dict) -> tuple[list, list]:
+    """(header, rows): our median per-byte perplexity beside the kit's at the same steps."""
+    header = ["the kit's run", "model", "ours (median)", "the kit's", "ours against the kit's"]
+    rows = [[recipe, name, m["ours"][name], m["kit"][name], lower_or_higher(1 - m["ours"][name] / m["kit"][name])]
+            for recipe, m in matched.items() for name in m["ours"]]
+    return header, rows
+
+
+def baseline_finding(ours: dict, kit: dict, steps: int) -> str:
+    """The chapter's finding at one step count, in words, as far as the numbers carry it:
+    is our routed model close to the kit's (ROUTED_CLOSE), and is our param-fair baseline
+    stronger than the kit's by at least the advantage the kit claimed over it?"""
+    pf = "vanilla param-fair"
+    routed_words = lower_or_higher(1 - ours["routed"] / kit["routed"])
+    baseline_gain = 1 - ours[pf] / kit[pf]
+    claimed = 1 - kit["routed"] / kit[pf]
+    routed_pair = f"{ours['routed']:.2f} against {kit['routed']:.2f} per-byte perplexity, {routed_words}"
+    baseline_pair = f"{ours[pf]:.2f} against {kit[pf]:.2f}, {lower_or_higher(baseline_gain)}"
+    claimed_words = f"the {claimed:.0%} by which the kit's routed model beat it".replace("%", " %")
+    if abs(ours["routed"] / kit["routed"] - 1) > ROUTED_CLOSE:
+        return (f"At {steps:,} steps our routed model is not close to the kit's routed result ({routed_pair}; "
+                f"we call within {ROUTED_CLOSE * 100:.0f} % close), so our runs differ from the kit's in more "
+                f"than the baseline ({baseline_pair} for the param-fair baseline), and this comparison cannot "
+                f"say where the kit's advantage came from.")
+    head = f"At {steps:,} steps our routed model is close to the kit's routed result ({routed_pair})"
+    if baseline_gain >= claimed:
+        return (f"{head}, while our param-fair vanilla baseline is much stronger than the kit's ({baseline_pair}: "
+                f"more than {claimed_words}). So the kit's advantage most likely came from a weak baseline, "
+                f"not from the routed architecture.")
+    if baseline_gain > 0:
+        return (f"{head}, and our param-fair vanilla baseline is stronger than the kit's ({baseline_pair}), but "
+                f"by less than {claimed_words}: a weak baseline explains part of the kit's advantage, not all.")
+    return (f"{head}, and our param-fair vanilla baseline is no stronger than the kit's ({baseline_pair}): "
+            f"the kit's advantage does not come from a weak baseline here.")
+
+
+def findings(matched: dict, main_corpus: str, steps: int) -> str:
+    """baseline_finding at each of the kit's step counts our curves reached, or why none is."""
+    if not matched:
+        return (f"This build's runs ({steps:,} steps on {main_corpus}) reach none of the kit's step counts "
+                f"on TinyStories ({' and '.join(f'{s:,}' for s in sorted(KIT_STEPS.values()))}), so this "
+                f"build sets no finding beside the kit's figures.")
+    return " ".join(baseline_finding(m["ours"], m["kit"], m["steps"])
+                    for m in sorted(matched.values(), key=lambda m: m["steps"]))
 
 
 def kit_recipes(steps: int) -> tuple[str, str]:
@@ -260,6 +412,35 @@ def claims(final: dict, main_corpus: str, steps: int) -> dict:
             "param_fair_ppl": (ppl["vanilla param-fair"]["median"], unit),
             "flash_fair_ppl": (ppl["vanilla flash-fair"]["median"], unit),
             "modern_ppl": (ppl["modern"]["median"], unit)}
+
+
+# -- the models this chapter publishes ----------------------------------------------------------
+
+
+def publish_models(jobs: list, runs: dict, main_corpus: str, folder) -> dict:
+    """Write each PUBLISHED_MODELS file into `folder` (the routed run of seed 0 on the main
+    corpus, the 8-bit-activation run on Shakespeare), its info the run's corpus, steps, lr,
+    seed and validation score (and act_bits); {name: its entry for "published_models"}."""
+    from pathlib import Path
+
+    from ..formats.model_file import save_model
+    from ..formats.published import sha256_file
+    from ..train import load_state
+    job_of = {job.name: job for job in jobs}
+    run_names = dict(zip(PUBLISHED_MODELS, [f"{main_corpus}|routed|0", f"shakespeare|{ACT8}|0"]))
+    published = {}
+    for name, run_name in run_names.items():
+        job, run = job_of[run_name], runs[run_name]
+        extra = {"act_bits": job.model_config.quant.act_bits} if ACT8 in run_name else {}
+        val_bpb = run.final_val_loss / math.log(2)
+        path = save_model(load_state(job.model_class(job.model_config), run.state_dict),
+                          Path(folder) / PUBLISHED_MODELS[name],
+                          info={"corpus": job.name.split("|")[0], "steps": job.cfg.steps, "lr": job.cfg.lr,
+                                "seed": job.cfg.seed, "val_nats_per_byte": run.final_val_loss,
+                                "val_bpb": val_bpb, **extra})
+        published[name] = {"file": PUBLISHED_MODELS[name], "corpus": job.name.split("|")[0],
+                           "steps": job.cfg.steps, "val_bpb": val_bpb, "sha256": sha256_file(path)}
+    return published
 
 
 # -- training speed ------------------------------------------------------------------------------
