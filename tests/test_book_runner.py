@@ -239,9 +239,9 @@ def test_a_chapter_that_reads_nothing_keeps_its_cache_key(tiny_book):
     assert book.cache_key(ch, params, "f", {"a": None}) != book.cache_key(ch, params, "f", {"a": b"{}"})
 
 
-def test_reads_must_name_earlier_chapters_of_the_book(tiny_book):
+def test_reads_must_name_chapters_of_the_book_in_a_list(tiny_book):
     from atome_core.book import profiles
-    root, build = tiny_book
+    root, _ = tiny_book
     spec_file = root / "profiles.yml"
     spec_file.write_text(spec_file.read_text().replace("b: {defaults", "b: {reads: [zzz], defaults"))
     with pytest.raises(ValueError, match="not other chapters"):
@@ -253,5 +253,44 @@ def test_reads_must_name_earlier_chapters_of_the_book(tiny_book):
                          .replace("a: {defaults", "a: {reads: [b], defaults"))
     assert profiles.chapter_reads("a") == ["b"] and profiles.chapter_reads("b") == []
     assert "reads" not in profiles.chapter_parameters("a", "smoke")
-    with pytest.raises(book.BookError, match="comes after it"):
-        book.build_book("smoke", render_html=False, log=lambda *a: None)
+
+
+def order_of(names_and_reads: list) -> list:
+    chapters = [book.Chapter(name, None, f"notebooks/{name}") for name, _ in names_and_reads]
+    spec = {"chapters": {name: {"reads": reads} for name, reads in names_and_reads}}
+    return [ch.name for ch in book.execution_order(chapters, spec)]
+
+
+def test_a_chapter_runs_after_the_chapters_it_reads_and_the_rest_keep_book_order():
+    assert order_of([("a", []), ("b", []), ("c", [])]) == ["a", "b", "c"]
+    assert order_of([("a", []), ("b", ["d"]), ("c", []), ("d", []), ("e", [])]) == ["a", "c", "d", "b", "e"]
+    # a chain: b waits for d, which waits for e
+    assert order_of([("a", []), ("b", ["d"]), ("c", []), ("d", ["e"]), ("e", [])]) == ["a", "c", "e", "d", "b"]
+    # reads of earlier chapters change nothing
+    assert order_of([("a", []), ("b", ["a"]), ("c", ["a", "b"])]) == ["a", "b", "c"]
+
+
+def test_a_cycle_of_reads_and_a_read_outside_the_book_are_refused():
+    with pytest.raises(book.BookError, match="cycle"):
+        order_of([("a", []), ("b", ["c"]), ("c", ["b"])])
+    with pytest.raises(book.BookError, match="cycle"):
+        order_of([("a", ["a"])])
+    with pytest.raises(book.BookError, match="not in _toc.yml"):
+        order_of([("a", []), ("b", ["zzz"])])
+
+
+def test_a_chapter_that_reads_a_later_one_executes_after_it_and_sees_its_results(tiny_book):
+    root, build = tiny_book
+    spec_file = root / "profiles.yml"
+    spec_file.write_text(spec_file.read_text().replace("a: {defaults", "a: {reads: [b], defaults"))
+    make_notebook(root / "notebooks" / "a.ipynb", """
+        from atome_core.book.results import read_chapter_metrics
+        results.save_metrics({"b_n": read_chapter_metrics("b", P.profile)["n"]})
+    """)
+    report = book.build_book("smoke", render_html=False, log=lambda *a: None)
+    assert list(report) == ["b", "a"]
+    assert json.loads((build / "results" / "smoke" / "a" / "metrics.json").read_text())["b_n"] == 10
+    assert book.stale_chapters(build, "smoke") == []
+    (root / "profiles.yml").write_text(spec_file.read_text().replace("n: 10", "n: 11"))
+    assert book.stale_chapters(build, "smoke") == ["b", "a"]
+    assert [ch.name for ch in book.list_chapters(root)] == ["a", "b"]     # the book keeps its order

@@ -11,6 +11,8 @@ A chapter is re-executed only when its cache key changes: the notebook's bytes,
 its injected parameters and the atome_core source (plus data manifests), and, for a
 chapter whose profiles.yml block lists `reads: [...]`, the published metrics.json of each
 chapter it reads, under the same profile (so it runs again when their results change).
+Chapters execute in book order, except that a chapter runs after the chapters it reads
+(execution_order); the rendered book keeps the order of _toc.yml.
 Results move into place only after the notebook succeeded (staging + rename).
 """
 import hashlib
@@ -151,16 +153,27 @@ def read_inputs(build: Path, profile: str, names: list[str]) -> dict:
     return out
 
 
-def check_reads(chapters: list[Chapter], spec: dict) -> None:
-    """Every chapter a chapter reads is in the book and comes before it (the runner executes
-    in toc order, so a later chapter's results would always be those of the previous build)."""
-    order = {ch.name: i for i, ch in enumerate(chapters)}
+def execution_order(chapters: list[Chapter], spec: dict) -> list[Chapter]:
+    """The chapters in the order the runner executes them: book order, except that a chapter
+    runs after every chapter it reads (a stable topological order, so its key and its run see
+    their fresh results). A read of a chapter not in the book, or a cycle of reads, is refused."""
+    names = {ch.name for ch in chapters}
+    reads = {ch.name: profiles_mod.chapter_reads(ch.name, spec) for ch in chapters}
     for ch in chapters:
-        for name in profiles_mod.chapter_reads(ch.name, spec):
-            if name not in order:
+        for name in reads[ch.name]:
+            if name not in names:
                 raise BookError(f"profiles.yml: {ch.name} reads {name}, which is not in _toc.yml")
-            if order[name] > order[ch.name]:
-                raise BookError(f"profiles.yml: {ch.name} reads {name}, which comes after it in _toc.yml")
+    order, done = [], set()
+    while len(order) < len(chapters):
+        # the first chapter in book order whose reads have all run
+        ready = next((ch for ch in chapters if ch.name not in done
+                      and all(name in done for name in reads[ch.name])), None)
+        if ready is None:
+            waiting = [ch.name for ch in chapters if ch.name not in done]
+            raise BookError(f"profiles.yml: the reads of {', '.join(waiting)} form a cycle")
+        order.append(ready)
+        done.add(ready.name)
+    return order
 
 
 def injected_parameters(chapter: str, profile: str, spec: dict | None = None) -> dict:
@@ -190,7 +203,7 @@ def stale_chapters(build: Path, profile: str, root: Path | None = None) -> list[
     spec = profiles_mod.load_profiles()
     fingerprint = source_fingerprint(root)
     stale = []
-    for ch in list_chapters(root):
+    for ch in execution_order(list_chapters(root), spec):
         reads = profiles_mod.chapter_reads(ch.name, spec)
         key = cache_key(ch, injected_parameters(ch.name, profile, spec), fingerprint,
                         read_inputs(build, profile, reads))
@@ -433,10 +446,9 @@ def build_book(profile: str = "cpu", only: list[str] | None = None, render_html:
         unknown = [o for o in only if o not in names]
         if unknown:
             raise BookError(f"unknown chapter(s) {unknown}; known: {sorted(names)}")
-    check_reads(chapters, spec)
     fingerprint = source_fingerprint(root)
     report = {}
-    for ch in chapters:
+    for ch in execution_order(chapters, spec):
         if only and ch.name not in only:
             continue
         params = injected_parameters(ch.name, profile, spec)
