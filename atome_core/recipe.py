@@ -218,11 +218,16 @@ def cell_result(job: TrainJob, result) -> dict:
 
 def train_cell(family: str, size: str, tokens: int, seed: int, train_tokens, val_tokens,
                recipe="cpu", device: str = "auto", out=None, info: dict | None = None,
-               **overrides) -> tuple[dict, torch.nn.Module]:
+               checkpoint=None, checkpoint_every: int = 0, **overrides) -> tuple[dict, torch.nn.Module]:
     """Train one ladder cell in this process: (summary dict, trained model in eval mode).
     `out`: also write the model file (atome_core.formats.model_file) there, with the
-    summary and `info` as its info; `overrides`: fields of the rung's config to change."""
+    summary and `info` as its info; `checkpoint`: a checkpoint file, written every
+    `checkpoint_every` steps (0: at the end) and resumed from when it exists;
+    `overrides`: fields of the rung's config to change."""
     job = cell_job(family, size, tokens, seed, train_tokens, val_tokens, recipe, device, **overrides)
+    if checkpoint is not None:
+        job = dataclasses.replace(job, cfg=dataclasses.replace(job.cfg, checkpoint_path=str(checkpoint),
+                                                               checkpoint_every=checkpoint_every))
     result = run_job(job)
     summary = cell_result(job, result)
     model = load_state(job.model_class(job.model_config), result.state_dict)

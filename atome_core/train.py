@@ -15,6 +15,9 @@ a human-readable JSON sidecar (`<path>.json`, informational only). The file is
 written to a temporary name and renamed, so a crash never leaves half a checkpoint.
 Resuming from step k replays exactly the steps k+1.. of an uninterrupted run.
 
+Under torchrun (atome_core.distributed) every rank draws the global batch and trains on its
+rows; gradients and logged losses are averaged over the ranks; rank 0 writes checkpoints.
+
 Distillation (cfg.distill_alpha > 0, `train(..., teacher=...)`): the student minimises
 (1 - alpha) * CE(student, data) + alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)),
 both averaged per predicted token, the teacher run in eval mode without gradients on the
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .evaluate import evaluate_loss
 from .files import write_atomic
 from .formats.model_file import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
@@ -340,6 +344,10 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
         teacher.to(device)
         teacher.eval()
     teacher_info = teacher_record(teacher)
+    rank, n_ranks = distributed.world()
+    distributed.check_batch(cfg.batch_size, n_ranks)
+    if n_ranks > 1:
+        distributed.broadcast_parameters(model)
     optimizer = make_optimizer(model, cfg)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -369,6 +377,8 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
                 x, y = curriculum.batch(step, cfg.steps, cfg.batch_size, cfg.seq_len, rng)
             else:
                 x, y = batches(train_tokens, cfg.batch_size, cfg.seq_len, rng)
+            if n_ranks > 1:
+                x, y = distributed.shard(x, y, rank, n_ranks)
             x, y = x.to(device), y.to(device)
             if distill:
                 with autocast:
@@ -388,6 +398,11 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
                 raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
             (loss / cfg.grad_accum).backward()
             step_loss += loss.item() / cfg.grad_accum
+        if n_ranks > 1:
+            distributed.average_gradients(model, n_ranks)
+            step_loss = distributed.average(step_loss, n_ranks)
+            if distill:
+                step_data_loss = distributed.average(step_data_loss, n_ranks)
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
         optimizer.step()
@@ -423,7 +438,8 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
             bar.set_postfix(loss=f"{record['train_loss']:.3f}")
             if callback is not None:
                 callback(step, record)
-        if cfg.checkpoint_path and (is_last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
+        if cfg.checkpoint_path and rank == 0 and (is_last or (cfg.checkpoint_every
+                                                          and step % cfg.checkpoint_every == 0)):
             save_checkpoint(cfg.checkpoint_path, model, optimizer, step, rng, cfg, history, state, teacher_info)
     bar.close()
 
@@ -476,6 +492,8 @@ def build_teacher(spec: tuple | None):
 
 
 def run_job(job: TrainJob) -> JobResult:
+    """Train one job in this process ($ATOME_CHECKPOINT_DIR: resumably, distributed.with_book_checkpoints)."""
+    job = distributed.with_book_checkpoints(job)
     with torch_threads(job.threads):
         torch.manual_seed(job.init_seed)
         model = job.model_class(job.model_config)

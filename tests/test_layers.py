@@ -15,7 +15,7 @@ LAYERS = [
     {"quant"},
     {"models"},
     {"formats"},
-    {"train", "evaluate", "recipe"},
+    {"train", "evaluate", "recipe", "distributed"},
     {"engine"},
     {"firmware"},
     {"harness"},
