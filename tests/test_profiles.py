@@ -36,3 +36,29 @@ def test_malformed_profiles_file_is_rejected(tmp_path):
     bad.write_text("profiles: {turbo: {}}\nchapters: {}\n")
     with pytest.raises(ValueError, match="unknown profiles"):
         profiles.load_profiles(bad)
+
+
+def test_a_derived_profile_takes_its_base_profiles_parameters_and_cuts_only_sizes(tmp_path):
+    path = tmp_path / "profiles.yml"
+    path.write_text("profiles: {paper: {}, paper-smoke: {base: paper}}\n"
+                    "chapters:\n  x:\n    defaults: {steps: 10, lr: 0.1, recipe: cpu}\n"
+                    "    paper: {steps: 3000, recipe: paper}\n    paper-smoke: {steps: 4}\n")
+    spec = profiles.load_profiles(path)
+    assert profiles.chapter_parameters("x", "paper-smoke", spec) == {"profile": "paper-smoke", "steps": 4,
+                                                                     "lr": 0.1, "recipe": "paper"}
+    path.write_text(path.read_text().replace("paper-smoke: {steps: 4}", "paper-smoke: {steps: 4, lr: 0.5}"))
+    with pytest.raises(ValueError, match=r"changes only sizes, not \['lr'\]"):
+        profiles.load_profiles(path)
+
+
+def test_a_profile_based_on_a_missing_or_derived_profile_is_refused(tmp_path):
+    path = tmp_path / "profiles.yml"
+    path.write_text("profiles: {paper-smoke: {base: paper}}\nchapters: {}\n")
+    with pytest.raises(ValueError, match="not a profile of its own"):
+        profiles.load_profiles(path)
+
+
+def test_the_book_declares_paper_smoke_as_the_paper_profile_cut():
+    spec = profiles.load_profiles()
+    assert profiles.base_profile("paper-smoke", spec) == "paper"
+    assert spec["profiles"]["paper"].get("checkpoints") and spec["profiles"]["paper-smoke"].get("checkpoints")

@@ -9,8 +9,16 @@ still None from profiles.yml. Explicit values always win.
 A chapter's block may also say which other chapters' published results it reads
 (`reads: [09_frontier, ...]`, `chapter_reads`): the runner re-executes it when one of
 their metrics.json changes. `reads` is not a parameter and is never injected.
+
+A profile may be derived from another (`base: paper` under `profiles`): its parameters are
+the base profile's, and a chapter's block for it may change only sizes (`SIZE_WORDS`: steps,
+tokens, windows, seeds, ...), so it runs the base profile's code paths in minutes.
+`paper-smoke` is the paper profile cut so: `make test` runs every chapter with it on CPU.
+A profile with `checkpoints: true` makes every training run of a chapter resumable (the
+runner points $ATOME_CHECKPOINT_DIR into the build folder).
 """
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,8 +26,22 @@ import yaml
 
 from ..paths import repo_root
 
-PROFILE_NAMES = ("smoke", "cpu", "paper")
+PROFILE_NAMES = ("smoke", "cpu", "paper", "paper-smoke")
 DEFAULT_PROFILE = "cpu"
+# what a derived profile may change: parameters whose names say they are a size
+SIZE_WORDS = ("steps", "tokens", "seeds", "windows", "bytes", "chars", "items", "budgets", "grid",
+              "workers", "trits", "repeats", "cases", "seconds", "contexts", "sizes", "group", "model",
+              "overrides", "students", "cores", "rounds", "bootstrap", "timeout", "max_", "vocab", "configs",
+              "widths", "fulls", "batch", "every", "skip_first", "run_944k")
+
+
+def is_size(name: str) -> bool:
+    return any(re.search(word, name) for word in SIZE_WORDS)
+
+
+def base_profile(profile: str, spec: dict) -> str | None:
+    """The profile `profile` is derived from (its `base`), or None."""
+    return (spec["profiles"].get(profile) or {}).get("base")
 
 
 def profiles_file() -> Path:
@@ -35,6 +57,10 @@ def load_profiles(path: Path | None = None) -> dict:
     unknown = set(spec["profiles"]) - set(PROFILE_NAMES)
     if unknown:
         raise ValueError(f"{path}: unknown profiles {sorted(unknown)}; known: {PROFILE_NAMES}")
+    for name, prof in spec["profiles"].items():
+        base = (prof or {}).get("base")
+        if base is not None and (base not in spec["profiles"] or spec["profiles"][base].get("base")):
+            raise ValueError(f"{path}: profile {name} is based on {base!r}, which is not a profile of its own")
     for chapter, block in spec["chapters"].items():
         bad = set(block) - {"defaults", "reads", *PROFILE_NAMES}
         if bad:
@@ -51,6 +77,11 @@ def load_profiles(path: Path | None = None) -> dict:
             if extra:
                 raise ValueError(f"{path}: chapter {chapter}, profile {prof}: "
                                  f"{sorted(extra)} not declared in defaults")
+            if (spec["profiles"].get(prof) or {}).get("base"):
+                not_sizes = sorted(k for k in block.get(prof) or {} if not is_size(k))
+                if not_sizes:
+                    raise ValueError(f"{path}: chapter {chapter}, profile {prof}: a profile derived from "
+                                     f"another changes only sizes, not {not_sizes}")
     return spec
 
 
@@ -63,6 +94,9 @@ def chapter_parameters(chapter: str, profile: str, spec: dict | None = None) -> 
     if block is None:
         return {"profile": profile}
     params = dict(block.get("defaults") or {})
+    base = base_profile(profile, spec)
+    if base:
+        params.update(block.get(base) or {})
     params.update(block.get(profile) or {})
     return {"profile": profile, **params}
 
