@@ -1,7 +1,7 @@
 """Chapter 10's answer and verdicts, on small fixtures shaped like the chapters' metrics."""
 import pytest
 
-from atome_core.book.claims import CLAIMS, claim_values
+from atome_core.book.claims import CLAIMS, claim_entries
 from atome_core.chapters import answer
 
 AB = {"corpus": "tinystories", "steps": 1500, "seeds": 3, "routed_ppl": 7.6, "param_fair_ppl": 9.86,
@@ -120,12 +120,34 @@ def test_the_reversal_holds_when_the_vanilla_model_is_ahead_and_is_refuted_other
     assert v.verdict == answer.REFUTED and "not ahead" in v.reason
 
 
-def test_the_engine_and_firmware_hold_only_when_every_run_is_bit_exact():
-    engine = {"parity_all_bits_equal": True, "parity_max_ulp": 0, "parity_logits": 15968,
-              "bench_model": "944K", "recompute_tokens_per_second": 74.0, "incremental_tokens_per_second": 9000.0}
-    assert answer.verdict(engine, None, "cpu").verdict == answer.HOLDS
-    assert answer.verdict({**engine, "parity_all_bits_equal": False, "parity_max_ulp": 3},
-                          None, "cpu").verdict == answer.REFUTED
+ENGINE = {"parity_all_bits_equal": True, "parity_max_ulp": 0, "parity_logits": 15968,
+          "torch_60k_max_abs": 1.9e-6, "torch_60k_max_ulp": 3540, "torch_944k_max_abs": 7.6e-6,
+          "torch_944k_max_ulp": 72119}
+
+
+def test_the_kits_bit_exact_claim_is_judged_on_pytorch_within_its_tolerance_and_states_both():
+    v = answer.verdict(ENGINE, None, "cpu")
+    assert v.verdict == answer.HOLDS
+    assert "60K 1.9e-06" in v.reason and "944K 7.6e-06" in v.reason and "1e-03" in v.reason
+    assert "bit-exact with our NumPy reference over 15,968 logits" in v.reason
+    # past the tolerance at one size: refuted, even though our reference parity is exact
+    assert answer.verdict({**ENGINE, "torch_944k_max_abs": 2e-3}, None, "cpu").verdict == answer.REFUTED
+    # without the published model the 60K comparison judges alone; our own parity failing is said
+    v = answer.verdict({**ENGINE, "torch_944k_max_abs": None, "torch_944k_max_ulp": None,
+                        "parity_all_bits_equal": False, "parity_max_ulp": 3}, None, "cpu")
+    assert v.verdict == answer.HOLDS and "944K" not in v.reason and "NOT bit-exact" in v.reason
+    v = answer.verdict({**ENGINE, "torch_60k_max_abs": None}, None, "cpu")
+    assert v.verdict == answer.NOT_COMPARABLE and "torch_60k_max_abs" in v.reason
+
+
+def test_the_kits_speed_is_not_comparable_across_machines_and_the_side_by_side_ratio_is_given():
+    v = answer.verdict({"bench_model": "944K published", "recompute_tokens_per_second": 75.0,
+                        "incremental_tokens_per_second": 9000.0}, None, "cpu")
+    assert v.verdict == answer.NOT_COMPARABLE
+    assert "another machine" in v.reason and "120 times" in v.reason and "9,000 vs 75.0" in v.reason
+
+
+def test_the_firmware_holds_only_when_every_run_is_bit_exact():
     firmware = {"bit_exact_runs": 2, "runs": 2, "published_944k_tokens": None, "published_944k_tokens_equal": None}
     v = answer.verdict(firmware, None, "smoke")
     assert v.verdict == answer.HOLDS and "944K model is not run" in v.reason
@@ -138,28 +160,31 @@ def test_the_atom_benchmarks_are_not_comparable_and_an_unmeasured_claim_says_why
     v = answer.verdict({"nextline_model": "Atom-style (BPE)", "nextline_acc_norm": 0.25, "nextline_items": 4},
                        None, "smoke")
     assert v.verdict == answer.NOT_COMPARABLE and "offline" in v.reason
+    v = answer.verdict({"nextline_model": "m", "nextline_acc_norm": 0.21, "nextline_items": 100, "nextline_z": -0.9,
+                        "nextline_beats_chance": False}, None, "cpu")
+    assert "-0.9 standard errors from chance: not above it" in v.reason
     v = answer.verdict(None, "not measured in this build", "cpu")
     assert v == answer.Verdict(answer.NOT_COMPARABLE, "not measured in this build")
     assert "no rule" in answer.verdict({"something_else": 1.0}, None, "cpu").reason
 
 
-def test_every_claim_of_the_intro_table_is_judged_by_a_rule_reading_its_own_keys():
+def test_every_claim_of_the_intro_table_has_exactly_one_rule_and_every_rule_a_claim():
+    used = []
     for claim in CLAIMS:
-        assert any(set(rule.needs) <= set(claim.keys) for rule in answer.RULES), claim.claim
+        matching = [rule for rule in answer.RULES if set(rule.needs) <= set(claim.keys)]
+        assert len(matching) == 1, (claim.claim, matching)
+        assert answer.rule_for(claim.keys) is matching[0]
+        used.append(matching[0])
+    assert sorted(map(id, used)) == sorted(map(id, answer.RULES))
 
 
 def test_the_verdict_table_reads_the_claims_blocks_as_the_intro_does():
     metrics = {"04_ab_60k": {"claims": {k: {"value": v, "unit": ""} for k, v in AB.items()}}}
-    entries = []
-    for c in CLAIMS:
-        values, why_not = claim_values(c, metrics)
-        entries.append({"project": c.project, "claim": c.claim, "units": c.units, "ours": "x",
-                        "values": values, "why_not": why_not})
-    header, rows = answer.verdict_table(entries, "cpu")
-    assert len(header) == 5 and len(rows) == len(CLAIMS)
+    header, rows = answer.verdict_table(claim_entries(metrics), "cpu")
+    assert len(header) == 6 and len(rows) == len(CLAIMS) and header[answer.VERDICT_COLUMN] == "verdict"
     by_chapter = {c.chapter: row for c, row in zip(CLAIMS, rows)}
-    assert by_chapter["04_ab_60k"][3] == answer.HOLDS
-    assert by_chapter["05_reversal"][3:] == [answer.NOT_COMPARABLE, "not measured in this build"]
+    assert by_chapter["04_ab_60k"][answer.VERDICT_COLUMN] == answer.HOLDS
+    assert by_chapter["05_reversal"][answer.VERDICT_COLUMN:] == [answer.NOT_COMPARABLE, "not measured in this build"]
     counts = answer.verdict_counts(rows)
     assert counts == {answer.HOLDS: 1, answer.REFUTED: 0, answer.NOT_COMPARABLE: len(CLAIMS) - 1}
 

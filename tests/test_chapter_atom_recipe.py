@@ -78,14 +78,33 @@ def test_local_task_rows_follow_the_columns():
     assert recipe.local_task_rows(scores) == [["m", 0.5, 0.25, 0.5, 0.0, 3.0]]
 
 
-def test_nextline_reading_finds_the_best_model_and_its_distance_from_chance():
-    scores = {"a": {"shakespeare_nextline": {"acc": 0.30, "sample_len": 100}},
-              "b": {"shakespeare_nextline": {"acc": 0.45, "sample_len": 100}}}
+def test_nextline_reading_finds_the_best_model_by_acc_norm_and_its_distance_from_chance():
+    scores = {"a": {"shakespeare_nextline": {"acc": 0.60, "acc_norm": 0.30, "sample_len": 100}},
+              "b": {"shakespeare_nextline": {"acc": 0.20, "acc_norm": 0.45, "sample_len": 100}}}
     r = recipe.nextline_reading(scores, default_items=7)
-    assert r["best"] == "b" and r["items"] == 100
+    assert r["best"] == "b" and r["items"] == 100 and r["metric"] == "acc_norm" and r["models"] == 2
     assert r["se"] == pytest.approx(np.sqrt(0.1875 / 100)) and r["z"] == pytest.approx(0.2 / r["se"])
+    assert r["beats_chance"] is True
+    assert recipe.nextline_reading(scores, default_items=7, metric="acc")["best"] == "a"
     del scores["b"]["shakespeare_nextline"]["sample_len"]
     assert recipe.nextline_reading(scores, default_items=7)["items"] == 7
+
+
+def test_the_nextline_sentence_names_a_best_model_only_when_it_beats_chance():
+    scores = {"a": {"shakespeare_nextline": {"acc_norm": 0.22, "sample_len": 100}},
+              "b": {"shakespeare_nextline": {"acc_norm": 0.24, "sample_len": 100}}}
+    r = recipe.nextline_reading(scores, default_items=100)
+    assert r["best"] == "b" and r["beats_chance"] is False
+    text = recipe.nextline_sentence(r)
+    assert text.startswith("no model of the 2 beats chance") and "b's" in text and "24.0 %" in text
+    assert "-0.2 standard errors" in text and "best model here" not in text
+    # two standard errors at chance over 100 items is 8.7 points: 0.30 is not enough, 0.34 is
+    scores["b"]["shakespeare_nextline"]["acc_norm"] = 0.30
+    assert recipe.nextline_reading(scores, default_items=100)["beats_chance"] is False
+    scores["b"]["shakespeare_nextline"]["acc_norm"] = 0.34
+    r = recipe.nextline_reading(scores, default_items=100)
+    assert r["beats_chance"] is True
+    assert recipe.nextline_sentence(r).startswith("the best model here is b, at 34.0 % (acc_norm)")
 
 
 def test_local_tasks_score_every_model_and_leave_no_bars_or_warnings_on_stderr(trained, capfd):

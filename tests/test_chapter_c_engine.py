@@ -1,5 +1,6 @@
 """Chapter 6's analysis: parity and speed summaries, the claims, the fuzzer's verdict, the
 tables, and the engine measurements behind them (on tiny models)."""
+import numpy as np
 import pytest
 
 from atome_core import engine as E
@@ -33,17 +34,37 @@ def test_parity_summary_is_false_when_a_single_run_differs_by_one_ulp():
     assert s["all_bits_equal"] is False and s["max_ulp"] == 1 and s["logits"] == 160
 
 
+TORCH_60K = {"logits": 10, "max_abs": 1.9e-6, "max_ulp": 3540, "max_ulp_logit": 1e-3, "largest_logit": 9.0}
+
+
 def test_claims_carry_exactly_the_keys_of_the_claims_table_with_a_reason_when_not_timed():
     from atome_core.book.claims import CLAIMS
-    keys = next(c.keys for c in CLAIMS if c.chapter == "06_c_engine")
+    keys = {k for c in CLAIMS if c.chapter == "06_c_engine" for k in c.keys}
     parity = ce.parity_summary([row(100)])
-    out = ce.claims(parity, "60K trained", speeds())
-    assert set(out) == set(keys)
+    out = ce.claims(parity, "60K trained", speeds(), TORCH_60K, None)
+    assert set(out) == keys
     assert out["recompute_tokens_per_second"] == (40.0, "tokens per second", None)
     assert out["incremental_tokens_per_second"][0] == 8000.0
-    missing = ce.claims(parity, "60K trained", speeds(at_128=False))
-    value, unit, reason = missing["recompute_tokens_per_second"]
+    assert out["torch_60k_max_abs"][0] == 1.9e-6 and out["torch_60k_max_ulp"][0] == 3540
+    value, _, reason = out["torch_944k_max_abs"]
+    assert value is None and "944K" in reason
+    both = ce.claims(parity, "60K trained", speeds(), TORCH_60K, {**TORCH_60K, "max_abs": 7.6e-6})
+    assert both["torch_944k_max_abs"] == (7.6e-6, "largest |engine - PyTorch| logit", None)
+    missing = ce.claims(parity, "60K trained", speeds(at_128=False), TORCH_60K, None)
+    value, _, reason = missing["recompute_tokens_per_second"]
     assert value is None and "128" in reason
+
+
+def test_the_difference_from_pytorch_counts_ulps_where_they_are_largest():
+    engine = np.array([[10.0, 1e-6], [-3.0, 2.0]], np.float32)
+    torch_logits = engine.copy()
+    torch_logits[0, 1] = np.nextafter(np.float32(1e-6), np.float32(1), dtype=np.float32)   # one ulp near zero
+    torch_logits[1, 0] = -3.0001
+    d = ce.torch_difference(engine, torch_logits)
+    assert d["logits"] == 4 and d["largest_logit"] == 10.0
+    assert d["max_abs"] == pytest.approx(1e-4, rel=1e-2)
+    assert d["max_ulp"] > 1 and d["max_ulp_logit"] == pytest.approx(3.0001)
+    assert ce.torch_difference(engine, engine)["max_ulp"] == 0
 
 
 def test_the_speed_summary_splits_the_gain_over_the_kit_into_decode_and_arithmetic():
@@ -72,7 +93,7 @@ def test_the_fuzzer_counts_a_crash_from_its_exit_status_or_an_error_line():
 
 def test_the_published_table_says_where_the_8_bit_path_departs():
     g = {"generated": [1, 2, 3], "same": True, "min_margin": 0.07666, "min_margin_step": 2,
-         "torch_max_abs": 9.5e-6, "margin_over_difference": 8069.0, "i8_first_difference": None}
+         "torch_max_abs": 9.5e-6, "torch_max_ulp": 72119, "margin_over_difference": 8069.0, "i8_first_difference": None}
     rows = dict(ce.published_table(g)[1])
     assert rows["the 8-bit path departs from the float path's text"] == "never"
     assert rows["smallest gap between the best and second-best logit"] == "0.0767"

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from atome_core.book import claims
+from atome_core.chapters import answer
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SCRIPT_BYTES = 3_000_000
@@ -104,6 +105,19 @@ def page_problems(html: str, page: Path | None = None, site: Path | None = None)
     return problems[:20]
 
 
+def verdict_table(html: str) -> tuple[list[str], list[list[str]]]:
+    """(header, body rows) of the page's table with a `verdict` column, each cell the text
+    a reader sees, whitespace collapsed; ([], []) when the page has none."""
+    def cells(part: str, tag: str) -> list[str]:
+        return [" ".join(_text(c).split()) for c in re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}\s*>", part, re.S | re.I)]
+    for tab in re.findall(r"<table\b.*?</table\s*>", html, re.S | re.I):
+        header = cells(tab, "th")
+        if "verdict" in header:
+            return header, [cells(tr, "td") for tr in re.findall(r"<tr\b.*?</tr\s*>", tab, re.S | re.I)
+                            if "<td" in tr.lower()]
+    return [], []
+
+
 # ------------------------------------------------------------ the checks can fail
 
 BAD_PAGE = """<html><head><script src="_static/big.js"></script><script src="https://cdn/x.js"></script>
@@ -137,6 +151,14 @@ def test_a_clean_page_has_no_problems(tmp_path):
             "claim: 1.585 bits per trit, 42 % of the time.</p><pre>2 ** 10</pre>"
             '<code class="docutils literal notranslate"><span class="pre">**kwargs</span></code></body></html>')
     assert page_problems(good, tmp_path / "page.html", tmp_path) == []
+
+
+def test_the_verdict_table_is_read_as_a_reader_sees_it_and_only_when_it_has_the_column():
+    page = ("<table><thead><tr><th>claim</th><th>why</th></tr></thead><tbody><tr><td>a</td><td>b</td></tr>"
+            "</tbody></table><table><thead><tr><th>claim</th><th>verdict</th></tr></thead><tbody>"
+            "<tr><td><p>loss &lt; 1.91</p></td><td>holds\n</td></tr><tr><td>x</td><td>refuted</td></tr></tbody></table>")
+    assert verdict_table(page) == (["claim", "verdict"], [["loss < 1.91", "holds"], ["x", "refuted"]])
+    assert verdict_table(page.split("</table>")[0] + "</table>") == ([], [])
 
 
 def test_tracker_words_are_found_but_not_their_neighbours():
@@ -237,3 +259,19 @@ def test_the_claims_table_has_every_number(smoke_book, site):
     assert claims.missing_claims(metrics) == []
     intro = page_text((site / "book" / "intro.html").read_text(encoding="utf-8"))
     assert "MISSING" not in intro
+
+
+def test_every_claim_row_has_the_verdict_its_rule_computes_from_this_builds_metrics(smoke_book, site):
+    """The intro's verdict column is recomputed here from the build's metrics.json files by
+    the claim's rule: a typed or stale verdict fails. Chapter 10 stored the same verdicts."""
+    metrics = claims.load_metrics(smoke_book.results)
+    header, rows = verdict_table((site / "book" / "intro.html").read_text(encoding="utf-8"))
+    assert len(rows) == len(claims.CLAIMS), header
+    verdict, why = header.index("verdict"), header.index("why")
+    stored = metrics["10_how_small"]["verdicts"]
+    assert len(stored) == len(claims.CLAIMS)
+    for claim, row, ch10 in zip(claims.CLAIMS, rows, stored):
+        expected = answer.verdict(*claims.claim_values(claim, metrics), "smoke")
+        assert row[verdict] in (answer.HOLDS, answer.REFUTED, answer.NOT_COMPARABLE), row
+        assert (row[verdict], row[why]) == (expected.verdict, " ".join(expected.reason.split())), claim.claim
+        assert (ch10["verdict"], ch10["why"]) == (expected.verdict, expected.reason), claim.claim

@@ -5,13 +5,22 @@ metrics.json (`ChapterResults.claim`), each entry {"value", "unit"} or {"value":
 "reason"}. Every row below declares the keys it reads. A chapter that did not run in this
 build leaves its rows "not measured in this build"; a chapter that ran but lacks a
 declared key is an error of the chapter, shown as such in the table and reported by
-`missing_claims` (a test over the smoke build fails on it). `atome book` writes the table
-to book/_generated/claims.md, which book/intro.md includes.
+`missing_claims` (a test over the smoke build fails on it). Each row carries a verdict
+(holds / refuted / not comparable, with the reason) that `chapters.answer.verdict_table`
+computes from the same values by the claim's one rule; chapter 10's verdict table is the
+same call on the same `claim_entries`. `atome book` writes the table to
+book/_generated/claims.md, which book/intro.md includes.
 """
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from ..chapters.c_engine import (
+    KIT_PARITY_TOLERANCE,
+    KIT_TOKENS_PER_SECOND,
+    SPEED_CONTEXT,
+)
 
 NOT_MEASURED = "not measured in this build"
 
@@ -60,10 +69,19 @@ def _reversal(v):
 
 
 def _engine(v):
-    verdict = "every logit bit-equal" if v["parity_all_bits_equal"] else "NOT bit-equal"
-    return (f"{verdict} (max {v['parity_max_ulp']} ULP over {v['parity_logits']:,} logits); "
-            f"{v['bench_model']} at 128 tokens of context: {v['recompute_tokens_per_second']:,.1f} tokens/s "
-            f"recomputing the prefix as the kit does, {v['incremental_tokens_per_second']:,.0f} with our cache")
+    ours = (f"bit-exact with our NumPy reference (max {v['parity_max_ulp']} ULP over {v['parity_logits']:,} logits)"
+            if v["parity_all_bits_equal"] else
+            f"NOT bit-exact with our NumPy reference (max {v['parity_max_ulp']} ULP over {v['parity_logits']:,} logits)")
+    torch = "; ".join(f"{size.upper()} {v[f'torch_{size}_max_abs']:.1e} ({v[f'torch_{size}_max_ulp']:,} ULP)"
+                      for size in ("60k", "944k") if v.get(f"torch_{size}_max_abs") is not None)
+    return (f"{ours}; largest logit difference from PyTorch's forward pass: {torch} "
+            f"(the kit's tolerance: {KIT_PARITY_TOLERANCE:.0e})")
+
+
+def _speed(v):
+    return (f"{v['bench_model']} at {SPEED_CONTEXT} tokens of context, side by side on one core of this machine: "
+            f"{v['recompute_tokens_per_second']:,.1f} tokens/s recomputing the prefix as the kit does, "
+            f"{v['incremental_tokens_per_second']:,.0f} with our cache; the kit's {KIT_TOKENS_PER_SECOND[SPEED_CONTEXT]} is from another machine")
 
 
 def _firmware(v):
@@ -83,8 +101,8 @@ def _double_width(v):
 
 def _atom_benchmarks(v):
     return (f"ARC-E, HellaSwag, PIQA are not available offline; on our local 4-choice task "
-            f"(chance 0.25) the {v['nextline_model']} model scores acc_norm {v['nextline_acc_norm']:.2f} "
-            f"({v['nextline_items']} items)")
+            f"(chance 0.25) the best model, {v['nextline_model']}, scores acc_norm {v['nextline_acc_norm']:.2f} "
+            f"({v['nextline_items']} items, {v['nextline_z']:+.1f} standard errors from chance)")
 
 
 CLAIMS = [
@@ -107,15 +125,19 @@ CLAIMS = [
           "1.0545 vs 0.9337 nats per byte (routed vs vanilla), 30,000 steps, one seed", "05_reversal",
           ("published_windows", "published_routed_nats_per_byte", "published_vanilla_nats_per_byte"), _reversal),
     Claim("Atome kit", "the C engine is bit-exact with Python",
-          "parity within a 1e-3 tolerance; 3.8 tokens/s at 128 tokens of context (944K)", "06_c_engine",
-          ("parity_all_bits_equal", "parity_max_ulp", "parity_logits", "bench_model",
-           "recompute_tokens_per_second", "incremental_tokens_per_second"), _engine),
+          "logits within a 1e-3 tolerance of PyTorch's", "06_c_engine",
+          ("parity_all_bits_equal", "parity_max_ulp", "parity_logits", "torch_60k_max_abs", "torch_60k_max_ulp",
+           "torch_944k_max_abs", "torch_944k_max_ulp"), _engine),
+    Claim("Atome kit", "the C engine decodes 3.8 tokens/s at 128 tokens of context (944K)",
+          "tokens per second, one host core of the kit's machine (not this one), recomputing the prefix",
+          "06_c_engine", ("bench_model", "recompute_tokens_per_second", "incremental_tokens_per_second"), _speed),
     Claim("Atome kit", "the firmware reproduces Python's greedy tokens on a Cortex-M3",
           "48/48 tokens (60K), 16/16 (944K), QEMU MPS2-AN385", "07_firmware_qemu",
           ("bit_exact_runs", "runs", "published_944k_tokens_equal", "published_944k_tokens"), _firmware),
     Claim("Atom 3.4m", "3,412,800 parameters score near chance on reasoning benchmarks",
           "ARC-E 33.08 acc_norm, HellaSwag 27.65, PIQA 55.71", "08_atom_recipe",
-          ("nextline_model", "nextline_acc_norm", "nextline_items"), _atom_benchmarks),
+          ("nextline_model", "nextline_acc_norm", "nextline_items", "nextline_z", "nextline_beats_chance"),
+          _atom_benchmarks),
     Claim("BitNet b1.58 Reloaded", "at small scale ternary weights match FP16 when the hidden size is doubled",
           "models of 100K-48M parameters (Nielsen & Schneider-Kamp 2024)", "09_frontier",
           ("double_width_holds_sizes", "double_width_sizes"), _double_width),
@@ -168,9 +190,22 @@ def chapter_number(stem: str) -> int:
     return int(stem.split("_", 1)[0])
 
 
-def claims_markdown(metrics: dict, profile: str) -> str:
-    rows = [f"| project | claim | units and setting | ours (this build, `{profile}` profile) | chapter |",
-            "|---|---|---|---|---|"]
+def claim_entries(metrics: dict) -> list[dict]:
+    """Per claim: project, claim, units, chapter, our number in words, and the values
+    (or why not) that `answer.verdict_table` judges. The intro and chapter 10 both read it."""
+    out = []
     for c in CLAIMS:
-        rows.append(f"| {c.project} | {c.claim} | {c.units} | {ours(c, metrics)} | {chapter_number(c.chapter)} |")
-    return "\n".join(rows) + "\n"
+        values, why_not = claim_values(c, metrics)
+        out.append({"project": c.project, "claim": c.claim, "units": c.units, "chapter": c.chapter,
+                    "ours": why_not if values is None else c.ours(values), "values": values, "why_not": why_not})
+    return out
+
+
+def claims_markdown(metrics: dict, profile: str) -> str:
+    """The intro's table: chapter 10's verdict table (`answer.verdict_table`, one home for
+    the verdicts), with the chapter that measures each claim."""
+    from ..chapters.answer import verdict_table
+    from .report import table_markdown
+    entries = claim_entries(metrics)
+    header, rows = verdict_table(entries, profile)
+    return table_markdown([*header, "chapter"], [[*row, chapter_number(e["chapter"])] for e, row in zip(entries, rows)])

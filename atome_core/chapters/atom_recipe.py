@@ -129,12 +129,31 @@ def local_task_rows(scores: dict) -> list[list]:
     return [[name, *(s[t][m] for t, m in LOCAL_TASK_COLUMNS)] for name, s in scores.items()]
 
 
-def nextline_reading(scores: dict, default_items: int) -> dict:
-    """The model with the best next-line accuracy, its accuracy, the items, and how many
-    binomial standard errors at chance (25 %) it lies from chance."""
+CHANCE = 0.25          # next-line choice has four options
+BEATS_CHANCE_Z = 2.0   # a score beats chance when it is at least this many standard errors above it
+
+
+def nextline_reading(scores: dict, default_items: int, metric: str = "acc_norm") -> dict:
+    """The model with the highest next-line score (`metric`; acc_norm is the metric of Atom
+    3.4m's published ARC-Easy), its score, the items, how many binomial standard errors at
+    chance it lies from chance, and whether it beats chance (z >= BEATS_CHANCE_Z)."""
     import math
-    best = max(scores, key=lambda n: scores[n]["shakespeare_nextline"]["acc"])
-    acc = scores[best]["shakespeare_nextline"]["acc"]
+    best = max(scores, key=lambda n: scores[n]["shakespeare_nextline"][metric])
+    acc = scores[best]["shakespeare_nextline"][metric]
     n = scores[best]["shakespeare_nextline"].get("sample_len", default_items)
-    se = math.sqrt(0.25 * 0.75 / n)
-    return {"best": best, "acc": acc, "items": n, "se": se, "z": (acc - 0.25) / se}
+    se = math.sqrt(CHANCE * (1 - CHANCE) / n)
+    z = (acc - CHANCE) / se
+    return {"best": best, "metric": metric, "acc": acc, "items": n, "se": se, "z": z, "models": len(scores),
+            "beats_chance": bool(z >= BEATS_CHANCE_Z)}
+
+
+def nextline_sentence(r: dict) -> str:
+    """What the next-line scores say, in words: the best model when it beats chance, else
+    that no model does, with the highest score and its distance from chance either way."""
+    said = (f"{100 * r['acc']:.1f} % ({r['metric']}) against {100 * CHANCE:.0f} % chance over {r['items']:,} "
+            f"items, {r['z']:+.1f} standard errors from chance (two standard errors are "
+            f"±{200 * r['se']:.1f} points)")
+    if r["beats_chance"]:
+        return f"the best model here is {r['best']}, at {said}"
+    return (f"no model of the {r['models']} beats chance by {BEATS_CHANCE_Z:.0f} standard errors: the highest "
+            f"score, {r['best']}'s, is {said}")
