@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from ..distributed import CHECKPOINT_ENV
 from ..paths import PACKAGE_DIR, build_dir, repo_root
 from ..progress import progress_enabled
 from . import claims
@@ -230,6 +231,9 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     # inline backend is what puts figures into the executed notebook.
     kernel_env = {**QUIET_ENV, "ATOME_RESULTS_DIR": str(staged_results), "ATOME_PROFILE": profile,
                   "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *KERNEL_WARNINGS]))}
+    if (profiles_mod.load_profiles()["profiles"].get(profile) or {}).get("checkpoints"):
+        # every training run of the chapter resumes from its last checkpoint when run again
+        kernel_env[CHECKPOINT_ENV] = str(build / "checkpoints" / profile / chapter.name)
     env_before = {k: os.environ.get(k) for k in (*kernel_env, "MPLBACKEND")}
     os.environ.update(kernel_env)
     os.environ.pop("MPLBACKEND", None)
