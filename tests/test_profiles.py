@@ -62,3 +62,22 @@ def test_the_book_declares_paper_smoke_as_the_paper_profile_cut():
     spec = profiles.load_profiles()
     assert profiles.base_profile("paper-smoke", spec) == "paper"
     assert spec["profiles"]["paper"].get("checkpoints") and spec["profiles"]["paper-smoke"].get("checkpoints")
+
+
+def test_a_derived_profile_takes_only_the_sizes_of_the_profile_it_names(tmp_path):
+    path = tmp_path / "profiles.yml"
+    path.write_text("profiles: {smoke: {}, paper: {}, paper-smoke: {base: paper, sizes_from: smoke}}\n"
+                    "chapters:\n  x:\n    defaults: {steps: 10, recipe: cpu, val_bytes: 100, corpus: a}\n"
+                    "    smoke: {steps: 2, corpus: b}\n    paper: {steps: 3000, recipe: paper, val_bytes: null}\n"
+                    "    paper-smoke: {val_bytes: 50}\n")
+    params = profiles.chapter_parameters("x", "paper-smoke", profiles.load_profiles(path))
+    assert params == {"profile": "paper-smoke", "steps": 2, "recipe": "paper", "val_bytes": 50, "corpus": "a"}
+
+
+def test_paper_smoke_differs_from_paper_only_in_sizes_for_every_chapter():
+    spec = profiles.load_profiles()
+    for chapter in spec["chapters"]:
+        paper = profiles.chapter_parameters(chapter, "paper", spec)
+        cut = profiles.chapter_parameters(chapter, "paper-smoke", spec)
+        changed = {k for k in paper if k != "profile" and paper[k] != cut[k]}
+        assert all(profiles.is_size(k) for k in changed), (chapter, changed)

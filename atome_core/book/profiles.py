@@ -11,9 +11,11 @@ A chapter's block may also say which other chapters' published results it reads
 their metrics.json changes. `reads` is not a parameter and is never injected.
 
 A profile may be derived from another (`base: paper` under `profiles`): its parameters are
-the base profile's, and a chapter's block for it may change only sizes (`SIZE_WORDS`: steps,
-tokens, windows, seeds, ...), so it runs the base profile's code paths in minutes.
-`paper-smoke` is the paper profile cut so: `make test` runs every chapter with it on CPU.
+the base profile's with only the sizes changed (parameters whose names say they are a size,
+`SIZE_WORDS`: steps, tokens, windows, seeds, ...): taken from the profile named by
+`sizes_from` (e.g. smoke's), then from the chapter's own block for it, which may change only
+sizes. `paper-smoke` is the paper profile cut so: `make test` runs every chapter with it on
+CPU, so every paper code path runs in CI.
 A profile with `checkpoints: true` makes every training run of a chapter resumable (the
 runner points $ATOME_CHECKPOINT_DIR into the build folder).
 """
@@ -61,6 +63,10 @@ def load_profiles(path: Path | None = None) -> dict:
         base = (prof or {}).get("base")
         if base is not None and (base not in spec["profiles"] or spec["profiles"][base].get("base")):
             raise ValueError(f"{path}: profile {name} is based on {base!r}, which is not a profile of its own")
+        sizes_from = (prof or {}).get("sizes_from")
+        if sizes_from is not None and (base is None or sizes_from not in spec["profiles"]):
+            raise ValueError(f"{path}: profile {name} takes sizes from {sizes_from!r}: it needs a base "
+                             f"and a known profile to take them from")
     for chapter, block in spec["chapters"].items():
         bad = set(block) - {"defaults", "reads", *PROFILE_NAMES}
         if bad:
@@ -97,6 +103,9 @@ def chapter_parameters(chapter: str, profile: str, spec: dict | None = None) -> 
     base = base_profile(profile, spec)
     if base:
         params.update(block.get(base) or {})
+        sizes_from = spec["profiles"][profile].get("sizes_from")
+        if sizes_from:
+            params.update({k: v for k, v in (block.get(sizes_from) or {}).items() if is_size(k)})
     params.update(block.get(profile) or {})
     return {"profile": profile, **params}
 
