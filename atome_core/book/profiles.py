@@ -12,9 +12,9 @@ their metrics.json changes. `reads` is not a parameter and is never injected.
 
 A profile may be derived from another (`base: paper` under `profiles`): its parameters are
 the base profile's with only the sizes changed (parameters whose names say they are a size,
-`SIZE_WORDS`: steps, tokens, windows, seeds, ...): taken from the profile named by
-`sizes_from` (e.g. smoke's), then from the chapter's own block for it, which may change only
-sizes. `paper-smoke` is the paper profile cut so: `make test` runs every chapter with it on
+`SIZE_WORDS`: steps, tokens, windows, seeds, ...): every size as the profile named by
+`sizes_from` resolves it (e.g. smoke's), then the chapter's own block for it, which may
+change only sizes. `paper-smoke` is the paper profile cut so: `make test` runs every chapter with it on
 CPU, so every paper code path runs in CI.
 A profile with `checkpoints: true` makes every training run of a chapter resumable (the
 runner points $ATOME_CHECKPOINT_DIR into the build folder).
@@ -31,10 +31,10 @@ from ..paths import repo_root
 PROFILE_NAMES = ("smoke", "cpu", "paper", "paper-smoke")
 DEFAULT_PROFILE = "cpu"
 # what a derived profile may change: parameters whose names say they are a size
-SIZE_WORDS = ("steps", "tokens", "seeds", "windows", "bytes", "chars", "items", "budgets", "grid",
-              "workers", "trits", "repeats", "cases", "seconds", "contexts", "sizes", "group", "model",
-              "overrides", "students", "cores", "rounds", "bootstrap", "timeout", "max_", "vocab", "configs",
-              "widths", "fulls", "batch", "every", "skip_first", "run_944k")
+SIZE_WORDS = ("steps", "tokens", "seeds", "window", "bytes", "chars", "items", "budget", "grid", "size",
+              "workers", "trits", "repeats", "cases", "seconds", "context", "group", "model", "overrides",
+              "students", "cores", "rounds", "bootstrap", "timeout", "max_", "vocab", "configs", "widths",
+              "fulls", "batch", "every", "skip_first", "run_944k", "seq_len", "orders", "new_tokens")
 
 
 def is_size(name: str) -> bool:
@@ -105,7 +105,8 @@ def chapter_parameters(chapter: str, profile: str, spec: dict | None = None) -> 
         params.update(block.get(base) or {})
         sizes_from = spec["profiles"][profile].get("sizes_from")
         if sizes_from:
-            params.update({k: v for k, v in (block.get(sizes_from) or {}).items() if is_size(k)})
+            small = {**(block.get("defaults") or {}), **(block.get(sizes_from) or {})}
+            params.update({k: v for k, v in small.items() if is_size(k)})
     params.update(block.get(profile) or {})
     return {"profile": profile, **params}
 
