@@ -270,3 +270,27 @@ def load_ladder_corpus(name: str = "auto", path=None, val_fraction: float = 0.1)
     raw = data.encode_bytes(corpus.text).astype(np.int64)
     cut = int(len(raw) * (1 - val_fraction))
     return name, raw[:cut], raw[cut:]
+
+
+# -----------------------------------------------------------------------------
+# the ladder under the book's recipe (chapter 5 at smoke and cpu)
+
+def book_cell_job(family: str, size: str, steps: int, lr: float, seed: int, train_tokens, val_tokens,
+                  eval_every: int = 0, eval_batches: int = 8, name: str | None = None) -> TrainJob:
+    """A TrainJob for one ladder cell under the book's recipe: `steps` optimizer steps of
+    BOOK_RECIPE at learning rate `lr`, one thread. Named like cell_job's (cell_result reads
+    it) unless `name` is given."""
+    cfg = book_config(steps, lr, seed, eval_every, eval_batches)
+    if len(val_tokens) < cfg.seq_len + 1:
+        raise ValueError(f"{len(val_tokens)} validation bytes are too few for one {cfg.seq_len}-byte window")
+    return TrainJob(name=name or cell_name(family, size, seed), model_class=family_classes(family)[1],
+                    model_config=ladder_config(family, size), train_tokens=np.asarray(train_tokens),
+                    val_tokens=np.asarray(val_tokens), cfg=cfg, init_seed=seed, threads=1)
+
+
+def book_steps_for(tokens: int) -> int:
+    """Optimizer steps of the book's recipe that spend `tokens` training bytes (a whole number of steps)."""
+    per_step = book_tokens(1)
+    if not isinstance(tokens, (int, np.integer)) or tokens < per_step or tokens % per_step:
+        raise ValueError(f"a book-recipe budget is a positive multiple of {per_step} bytes, got {tokens!r}")
+    return tokens // per_step

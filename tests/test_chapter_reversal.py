@@ -82,14 +82,19 @@ def test_budget_rows_count_passes_over_the_training_text():
     assert "memorisation as much" not in rl.passes_note(4.0)
 
 
-def test_skipped_note_names_the_missing_rungs_and_their_cost_only_when_timed():
-    assert "Every rung" in rl.skipped_note("paper", [], 3, None)
-    untimed = rl.skipped_note("smoke", ["240k", "944k"], 3, None)
-    assert untimed == "Not trained at the smoke profile: the 240k, 944k rungs."
-    timed = rl.skipped_note("cpu", ["944k"], 3, {"944k": 1800.0})
-    assert "the 944k rung." in timed and "about 30 minutes of one core" in timed
+def test_skipped_note_names_the_missing_rungs():
+    assert "Every rung" in rl.skipped_note("paper", [])
+    missing = rl.skipped_note("smoke", ["240k", "944k"])
+    assert missing.startswith("Not trained at the smoke profile: the 240k, 944k rungs")
     # glued as plain text: Markdown would show as written
-    assert not any("`" in text for text in (untimed, timed, rl.passes_note(11.0), rl.passes_note(1.0)))
+    assert not any("`" in text for text in (missing, rl.passes_note(11.0), rl.passes_note(1.0)))
+
+
+def test_budget_note_scales_the_measured_training_time_to_the_books_budget():
+    note = rl.budget_note(500, 1500, "cpu", worker_seconds=400.0, workers=2, time_share=360)
+    assert "Every rung trains 500 steps (512,000 bytes), fewer than the book's 1,500" in note
+    assert "about 600 s on 2 cores" in note and "about 360 s" in note
+    assert "Every rung trains the book's budget" in rl.budget_note(1500, 1500, "cpu", 100.0, 2, 360)
 
 
 def test_results_rows_show_median_and_range_and_name_the_best_family():
@@ -111,12 +116,92 @@ def test_first_seed_models_keep_the_first_seed_of_the_family_only():
     assert all(torch.equal(loaded[k], torch.from_numpy(v)) for k, v in state.items())
 
 
-def test_recipe_facts_read_the_runs_config():
-    cfg = SimpleNamespace(batch_size=8, grad_accum=1, seq_len=256, lr=2e-3, min_lr=2e-4, betas=[0.9, 0.95],
-                          weight_decay=0.1, grad_clip=1.0, autocast_bf16=False)
-    facts = rl.recipe_facts(cfg)
-    assert facts["lr"] == "0.002" and facts["betas"] == "(0.9, 0.95)" and facts["bf16"] == "off"
-    assert facts["grad_clip"] == "1"
+def test_recipe_rows_read_the_runs_config_and_each_familys_rate():
+    from atome_core.recipe import book_config
+    _, rows = rl.recipe_rows(book_config(10, 1e-2, 0), {"routed": 0.01, "modern": 0.003})
+    text = dict(rows)
+    assert text["learning rate"] == "constant, no warmup; peak routed 0.01, modern 0.003"
+    assert text["batch"] == "16 x 1 windows of 64 bytes" and text["gradient clipping"] == "none"
+    cosine = SimpleNamespace(batch_size=8, grad_accum=4, seq_len=256, lr=3e-4, min_lr=3e-5, betas=[0.9, 0.95],
+                             weight_decay=0.1, grad_clip=1.0, autocast_bf16=True, schedule="cosine", warmup_steps=1000)
+    text = dict(rl.recipe_rows(cosine, {"routed": 3e-4})[1])
+    assert text["learning rate"].startswith("cosine from the peak to 3e-05 after 1,000 warmup steps")
+    assert text["gradient clipping"] == "at 1" and text["BF16 autocast"] == "on"
+
+
+def test_ladder_jobs_train_every_rung_on_one_budget_each_family_at_its_rate():
+    train, val = np.arange(5000) % 256, np.arange(600) % 256
+    jobs = rl.ladder_jobs("book", ["routed", "vanilla"], {"15k": [0, 1], "944k": [0]}, ["15k", "944k"], 4096,
+                          {"routed": 0.01, "vanilla": 0.003}, train, val)
+    assert [j.name for j in jobs] == ["routed|15k|0", "routed|15k|1", "vanilla|15k|0", "vanilla|15k|1",
+                                      "routed|944k|0", "vanilla|944k|0"]
+    assert {j.cfg.steps for j in jobs} == {4} and {(j.cfg.batch_size, j.cfg.seq_len) for j in jobs} == {(16, 64)}
+    assert [j.cfg.lr for j in jobs if j.name.startswith("vanilla")] == [0.003] * 3
+    with pytest.raises(ValueError, match="multiple of 1024"):
+        rl.ladder_jobs("book", ["routed"], {"15k": [0]}, ["15k"], 5000, {"routed": 0.01}, train, val)
+    paper = rl.ladder_jobs("paper", ["routed"], {"15k": [0]}, ["15k"], 65536 * 4, {"routed": 0.01}, train, val, "cpu")
+    assert paper[0].cfg.lr == 3e-4 and paper[0].cfg.schedule == "cosine"
+
+
+def test_family_rates_take_the_sweeps_best_or_the_recipes_own_rate():
+    sweep = {"routed": {0.001: 3.0, 0.01: 2.5}, "vanilla": {0.001: 2.9, 0.01: 3.1}}
+    assert rl.family_rates(["routed", "vanilla", "modern"], sweep, 3e-4) == {
+        "routed": 0.01, "vanilla": 0.001, "modern": 3e-4}
+    text = rl.sweep_text(sweep, {"routed": 0.01, "vanilla": 0.001}, 400, "60K", 4, 12.0, "cpu")
+    assert "Chosen: routed 0.01, vanilla 0.001" in text and "edge of the rates tried: routed, vanilla" in text
+    assert "No sweep runs at the paper profile" in rl.sweep_text({}, {"routed": 3e-4}, 0, "60K", 0, 0.0, "paper")
+
+
+# -----------------------------------------------------------------------------
+# the budget curves
+
+CURVES = {"routed": [(1024, 5.0), (2048, 4.0), (4096, 3.5)],
+          "modern": [(1024, 5.5), (2048, 4.2), (4096, 3.0)]}
+
+
+def test_curve_points_keep_the_evaluated_steps_in_bits_per_byte():
+    history = [{"tokens_seen": 1024, "train_loss": 1.0}, {"tokens_seen": 2048, "val_loss": 2 * np.log(2)}]
+    assert rl.curve_points(history) == [(2048, pytest.approx(2.0))]
+    assert rl.bpb_at(CURVES["routed"], 2048) == 4.0
+    with pytest.raises(ValueError, match="no evaluation point at 3,000"):
+        rl.bpb_at(CURVES["routed"], 3000)
+
+
+def test_rankings_say_plainly_when_the_longer_budget_changes_the_order():
+    ranks = rl.rankings_glue(CURVES, 2048, {"routed": 4.1, "modern": 4.3})
+    assert ranks["rank_ladder_budget"] == "routed (4.000) < modern (4.200)"
+    assert ranks["rank_book_budget"] == "modern (3.000) < routed (3.500)"
+    assert ranks["rank_holds"] == "no" and "The ranking changes with the budget" in ranks["rank_verdict"]
+    assert ranks["curve_tokens"] == "4,096" and ranks["ladder_tokens"] == "2,048"
+    same = rl.rankings_glue(CURVES, 4096, {"routed": 4.1, "modern": 4.3})
+    assert same["rank_holds"] == "yes" and "still holds" in same["rank_verdict"]
+    absent = rl.rankings_glue({}, 0, {"routed": 4.1, "modern": 4.3})
+    assert absent["rank_book_budget"] == "n/a" and absent["rank_ladder_medians"] == "routed (4.100) < modern (4.300)"
+
+
+def test_curve_jobs_evaluate_at_the_ladders_budget_on_every_validation_window():
+    train, val = np.arange(5000) % 256, np.arange(3000) % 256
+    jobs = rl.curve_jobs(["routed", "modern"], "15k", 8, {"routed": 0.01, "modern": 0.003}, 0, train, val, 2, 4)
+    assert [j.name for j in jobs] == ["curve|routed|15k|0", "curve|modern|15k|0"]
+    assert jobs[0].cfg.eval_batches * 16 * 64 >= len(val) - 1 and jobs[1].cfg.lr == 0.003
+    with pytest.raises(ValueError, match="must divide"):
+        rl.curve_jobs(["routed"], "15k", 8, {"routed": 0.01}, 0, train, val, 3, 4)
+    with pytest.raises(ValueError, match="must reach"):
+        rl.curve_jobs(["routed"], "15k", 4, {"routed": 0.01}, 0, train, val, 2, 8)
+
+
+def test_curve_vs_ladder_compares_the_same_family_size_and_seed():
+    cells = [{"family": "routed", "size": "60k", "seed": 0, "val_bpb": 4.0},
+             {"family": "modern", "size": "60k", "seed": 0, "val_bpb": 4.25},
+             {"family": "modern", "size": "60k", "seed": 1, "val_bpb": 9.0}]
+    assert rl.curve_vs_ladder(CURVES, cells, "60k", 0, 2048) == pytest.approx(0.05)
+    assert rl.curve_vs_ladder(CURVES, cells, "15k", 0, 2048) is None
+
+
+def test_budget_curve_figure_marks_the_ladders_budget():
+    fig = rl.budget_curve_figure(CURVES, 2048, "60K")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["routed", "modern", "the ladder's budget"]
 
 
 # -----------------------------------------------------------------------------
@@ -203,11 +288,10 @@ def test_equal_bytes_pairs_match_a_baseline_to_the_routed_rung_nearest_in_bytes_
     assert rows == [["60k", 50_000, 6.5, "vanilla 15k", 60_000, 7.5]]
 
 
-def test_crossover_figure_plots_both_axes_with_the_published_pair():
-    disk = {**DISK, ("routed", "944k"): 228_456, ("vanilla", "944k"): 3_802_432}
-    fig = rl.crossover_figure(FINAL, PARAMS, disk, FAMILIES, SIZES, PUBLISHED)
+def test_crossover_figure_plots_both_axes_with_our_runs_only():
+    fig = rl.crossover_figure(FINAL, PARAMS, DISK, FAMILIES, SIZES)
     assert [ax.get_xlabel() for ax in fig.axes] == ["parameters", "deployed bytes"]
-    assert "published routed 944K (sample)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == FAMILIES
 
 
 # -----------------------------------------------------------------------------

@@ -247,6 +247,29 @@ def test_cli_accepts_every_ladder_cell_and_refuses_bad_input(text_file, tmp_path
                               "--corpus", "file", "--corpus-path", str(text_file), "--out", str(tmp_path / "x")])
                 assert code == 2
     assert "token budget must be a positive integer" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        atome(["train", "--model", "routed", "--size", "2m", "--tokens", "10", "--out", str(tmp_path / "x")])
+    assert atome(["train", "--model", "routed", "--size", "2m", "--tokens", "10", "--out", str(tmp_path / "x")]) == 2
     assert run_train(text_file, tmp_path / "y", "--val-bytes", "100") == 2   # too few for one window
+
+
+def test_a_book_cell_job_trains_the_books_recipe_at_its_rate_and_refuses_a_partial_step():
+    train, val = np.arange(4000) % 256, np.arange(100) % 256
+    job = recipe.book_cell_job("modern", "15k", 12, 0.01, 3, train, val)
+    assert job.name == "modern|15k|3" and job.init_seed == 3 and job.threads == 1
+    assert (job.cfg.steps, job.cfg.lr, job.cfg.schedule, job.cfg.batch_size, job.cfg.seq_len) == (
+        12, 0.01, "constant", 16, 64)
+    assert job.model_config == presets.ladder_config("modern", "15k")
+    assert recipe.book_cell_job("modern", "15k", 12, 0.01, 3, train, val, name="curve|x").name == "curve|x"
+    with pytest.raises(ValueError, match="too few"):
+        recipe.book_cell_job("modern", "15k", 12, 0.01, 3, train, val[:64])
+    assert recipe.book_steps_for(512_000) == 500
+    for bad in (1000, 1025, 0):
+        with pytest.raises(ValueError, match="multiple of 1024"):
+            recipe.book_steps_for(bad)
+
+
+def test_out_of_domain_windows_take_the_models_window_length():
+    rng = np.random.default_rng(0)
+    books = {"other": rng.integers(0, 256, 2000)}
+    sets = ra.ood_window_sets(rng.integers(0, 256, 2000), books, 3, seed=0, window=64)
+    assert list(sets) == ["other", "shuffled in-domain bytes"]
+    assert all(w.shape == eval_windows(books["other"], 64, 3).shape for w in sets.values())

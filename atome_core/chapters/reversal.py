@@ -275,19 +275,20 @@ def other_books() -> dict:
     return {name: data.encode_bytes(data.load_corpus(name).text) for name in OTHER_BOOKS}
 
 
-def ood_window_sets(in_domain_tokens, books: dict, n_windows: int, seed: int) -> dict:
+def ood_window_sets(in_domain_tokens, books: dict, n_windows: int, seed: int, window: int = 256) -> dict:
     """{name: windows} of each out-of-domain text: the books, then the in-domain bytes shuffled."""
     texts = {**books, "shuffled in-domain bytes": shuffled_bytes(in_domain_tokens, seed)}
-    return {name: eval_windows(t, 256, n_windows) for name, t in texts.items()}
+    return {name: eval_windows(t, window, n_windows) for name, t in texts.items()}
 
 
 def analyse_router(model, in_stats: dict, in_tokens, books: dict, *, ood_windows: int, bootstrap: int,
                    spearman_windows: int, spearman_bootstrap: int, skip_first: int, seed: int,
-                   label: str = "") -> dict:
+                   label: str = "", window: int = 256) -> dict:
     """Detection (the DETECTORS' AUROCs per out-of-domain text) and the entropy-loss
-    correlations of a routed model; in_stats: per_token_stats of its in-domain windows."""
+    correlations of a routed model; in_stats: per_token_stats of its in-domain windows
+    (`window` bytes each, as the out-of-domain windows)."""
     out_stats = {name: per_token_stats(model, w, batch_size=16, desc=f"{label}: {name}")
-                 for name, w in ood_window_sets(in_tokens, books, ood_windows, seed).items()}
+                 for name, w in ood_window_sets(in_tokens, books, ood_windows, seed, window).items()}
 
     def shown(scores):   # the detectors of the tables (per-layer AUROCs would cost bootstrap time unseen)
         return {k: v for k, v in scores.items() if k in DETECTORS}
@@ -306,16 +307,19 @@ def analyse_router(model, in_stats: dict, in_tokens, books: dict, *, ood_windows
             "mean_entropy_out": {n: float(s["router_entropy"].mean()) for n, s in out_stats.items()}}
 
 
-def analyse_routed_models(models: dict, val_tokens, books: dict, device: str, threads, **options) -> dict:
-    """analyse_router for each {size: model}, the validation bytes as in-domain text."""
+def analyse_routed_models(models: dict, val_tokens, books: dict, device: str, threads, window: int = 256,
+                          **options) -> dict:
+    """analyse_router for each {size: model}, the validation bytes as in-domain text, in
+    windows of `window` bytes (the length the models trained on)."""
     from ..train import torch_threads
     out = {}
     for size, model in models.items():
         model.to(device)
-        in_windows = eval_windows(val_tokens, 256, options["ood_windows"])
+        in_windows = eval_windows(val_tokens, window, options["ood_windows"])
         with torch_threads(threads):
             in_stats = per_token_stats(model, in_windows, batch_size=16, desc=f"routed {size}")
-            out[size] = analyse_router(model, in_stats, val_tokens, books, label=f"routed {size}", **options)
+            out[size] = analyse_router(model, in_stats, val_tokens, books, label=f"routed {size}", window=window,
+                                       **options)
     return out
 
 

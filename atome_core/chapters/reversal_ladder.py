@@ -15,8 +15,16 @@ import math
 import numpy as np
 
 from ..models import presets
-from ..recipe import steps_for
-from ..train import benchmark_steps, torch_threads
+from ..recipe import (
+    BOOK_RECIPE,
+    best_rates,
+    book_cell_job,
+    book_steps_for,
+    book_tokens,
+    cell_job,
+    rate_at_edge,
+)
+from ..train import torch_threads
 from .reversal import crossover, per_token_stats
 
 LN2 = math.log(2)
@@ -143,6 +151,29 @@ def record_published_claims(results, published: dict) -> None:
 # -----------------------------------------------------------------------------
 # our runs
 
+def ladder_jobs(recipe, families, seeds: dict, sizes, tokens, rates: dict, train_tokens, val_tokens,
+                device: str = "auto") -> list:
+    """Every cell of the ladder (family, size, seed) as a TrainJob. recipe "book": the book's
+    recipe for `tokens` training bytes, each family at its rate in `rates`; otherwise a recipe
+    of atome_core.recipe ("paper": the kit's 944K recipe) at its own rate, on `device`."""
+    if recipe == "book":
+        return [book_cell_job(f, size, book_steps_for(tokens_for(tokens, size)), rates[f], s, train_tokens,
+                              val_tokens) for size in sizes for f in families for s in seeds[size]]
+    return [cell_job(f, size, tokens_for(tokens, size), s, train_tokens, val_tokens, recipe=recipe, device=device)
+            for size in sizes for f in families for s in seeds[size]]
+
+
+def sweep_text(sweep: dict, rates: dict, steps: int, size: str, runs: int, seconds: float, profile: str) -> str:
+    """What the learning-rate sweep did and chose, as one paragraph (or why none ran)."""
+    chosen = ", ".join(f"{f} {lr:g}" for f, lr in rates.items())
+    if not sweep:
+        return f"No sweep runs at the {profile} profile: every family trains at the recipe's own rate ({chosen})."
+    edge = [f for f, scores in sweep.items() if rate_at_edge(scores)]
+    return (f"The {runs} runs of {steps:,} steps at the {size} rung took {seconds:,.0f} s. Chosen: {chosen}. "
+            + (f"At the edge of the rates tried: {', '.join(edge)} (a wider sweep could still move it)."
+               if edge else "Every chosen rate lies inside the rates tried."))
+
+
 def first_seed_models(jobs: list, finished: list, seeds: dict, family: str = "routed") -> dict:
     """{size: trained model} of `family`'s first seed at each size, from run_jobs' results."""
     from ..train import load_state
@@ -154,12 +185,17 @@ def first_seed_models(jobs: list, finished: list, seeds: dict, family: str = "ro
     return models
 
 
-def recipe_facts(cfg) -> dict:
-    """The training recipe of a run (its TrainConfig) as the prose quotes it."""
-    return {"batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "seq_len": cfg.seq_len,
-            "lr": f"{cfg.lr:g}", "min_lr": f"{cfg.min_lr:g}", "betas": str(tuple(cfg.betas)),
-            "weight_decay": f"{cfg.weight_decay:g}", "grad_clip": f"{cfg.grad_clip:g}",
-            "bf16": "on" if cfg.autocast_bf16 else "off"}
+def recipe_rows(cfg, rates: dict) -> tuple[list, list]:
+    """(header, rows): the training recipe of the ladder's runs (one run's TrainConfig) and
+    each family's learning rate."""
+    schedule = ("constant, no warmup" if cfg.schedule == "constant" else
+                f"cosine from the peak to {cfg.min_lr:g} after {cfg.warmup_steps:,} warmup steps")
+    rows = [["optimizer", f"AdamW, betas {tuple(cfg.betas)}, weight decay {cfg.weight_decay:g}"],
+            ["learning rate", f"{schedule}; peak " + ", ".join(f"{f} {lr:g}" for f, lr in rates.items())],
+            ["batch", f"{cfg.batch_size} x {cfg.grad_accum} windows of {cfg.seq_len} bytes"],
+            ["gradient clipping", "none" if cfg.grad_clip is None else f"at {cfg.grad_clip:g}"],
+            ["BF16 autocast", "on" if cfg.autocast_bf16 else "off"]]
+    return ["", "every run of the ladder"], rows
 
 
 def budget_rows(cells: list[dict], sizes, seeds: dict, train_bytes: int) -> tuple[list, list]:
@@ -184,32 +220,27 @@ def passes_note(passes: float) -> str:
     return "Few enough passes that the runs measure learning, not memorisation."
 
 
-def skipped_cost_seconds(families, skipped_sizes, train_tokens, recipe, tokens) -> dict:
-    """{size: seconds of one core} that one seed of every family would take at each skipped
-    size and its budget, from a few training steps timed now."""
-    models = {f"{family} {size}": presets.build_model(family, size) for size in skipped_sizes for family in families}
-    timing = benchmark_steps(models, train_tokens, recipe.batch_size, recipe.seq_len, rounds=2, warmup=1)
-    per_size = {}
-    for size in skipped_sizes:
-        steps = steps_for(tokens_for(tokens, size), recipe) * recipe.grad_accum
-        per_size[size] = sum(timing[f"{family} {size}"]["seconds_per_step"] for family in families) * steps
-    return per_size
-
-
-def skipped_note(profile: str, skipped_sizes, n_families: int, cost_seconds: dict | None) -> str:
-    """What the profile leaves out of the ladder and, when timed, what it would cost."""
+def skipped_note(profile: str, skipped_sizes) -> str:
+    """What the profile leaves out of the ladder."""
     if not skipped_sizes:
         return f"Every rung is trained at the {profile} profile."
     plural = "s" if len(skipped_sizes) > 1 else ""
-    note = f"Not trained at the {profile} profile: the {', '.join(skipped_sizes)} rung{plural}."
-    if cost_seconds:
-        note += " " + " ".join(
-            f"One seed of the {n_families} families at {size} and this budget would take about "
-            f"{secs / 60:.0f} minutes of one core here (steps timed just now)." for size, secs in cost_seconds.items())
-        note += (" Added to the rungs above, that would take this chapter past its share of the book's time "
-                 "(about 8 of the 45 minutes on two cores); the paper profile trains it with the kit's recipe "
-                 "on a GPU.")
-    return note
+    return (f"Not trained at the {profile} profile: the {', '.join(skipped_sizes)} rung{plural} "
+            "(the cpu and paper profiles train every rung).")
+
+
+def budget_note(ladder_steps: int, book_steps: int, profile: str, worker_seconds: float, workers: int,
+                time_share: float) -> str:
+    """Why the ladder trains fewer steps than the book's budget: its runs' measured training
+    time, scaled to the book's budget, against the chapter's share of the book's time."""
+    if ladder_steps >= book_steps:
+        return f"Every rung trains the book's budget of {book_steps:,} steps at the {profile} profile."
+    scaled = worker_seconds * book_steps / ladder_steps / workers
+    return (f"Every rung trains {ladder_steps:,} steps ({book_tokens(ladder_steps):,} bytes), fewer than the "
+            f"book's {book_steps:,} at the {profile} profile. The ladder's runs took {worker_seconds:,.0f} s of "
+            f"training in all; at the book's budget they would take about {scaled:,.0f} s on {workers} cores, "
+            f"past the chapter's share of the book's time (about {time_share:,.0f} s). The 944K rung is most "
+            "of that cost. The budget curves below show what the shorter budget changes at 60K.")
 
 
 def results_rows(final: dict, families, sizes, seeds: dict) -> tuple[list, list]:
@@ -218,6 +249,104 @@ def results_rows(final: dict, families, sizes, seeds: dict) -> tuple[list, list]
     rows = [[size, *(final[(f, size)] for f in families), len(seeds[size]),
              min(families, key=lambda f: final[(f, size)]["median"])] for size in sizes]
     return header, rows
+
+
+# -----------------------------------------------------------------------------
+# each family's rate, and the budget curves at 60K
+
+def family_rates(families, sweep: dict, default_lr: float) -> dict:
+    """{family: learning rate}: the sweep's best (recipe.best_rates) for each swept family,
+    `default_lr` for the others (no sweep: the recipe's own rate)."""
+    best = best_rates(sweep)
+    return {f: best.get(f, default_lr) for f in families}
+
+
+def curve_jobs(families, size: str, steps: int, rates: dict, seed: int, train_tokens, val_tokens,
+               eval_every: int, ladder_steps: int) -> list:
+    """One book-recipe run per family at `size` for `steps` steps, evaluated every `eval_every`
+    steps on the whole validation text (so that the point at the ladder's budget is the ladder's
+    own measure; constant rate: it is the ladder's run with the same seed, step for step)."""
+    if eval_every < 1 or steps % eval_every or ladder_steps % eval_every:
+        raise ValueError(f"eval_every {eval_every} must divide the curves' {steps} steps and the ladder's "
+                         f"{ladder_steps}")
+    if ladder_steps > steps:
+        raise ValueError(f"the curves' {steps} steps must reach the ladder's {ladder_steps}")
+    per_batch = BOOK_RECIPE["seq_len"] * BOOK_RECIPE["batch_size"]
+    batches = -(-(len(val_tokens) - 1) // per_batch)     # every validation window
+    return [book_cell_job(f, size, steps, rates[f], seed, train_tokens, val_tokens, eval_every=eval_every,
+                          eval_batches=batches, name=f"curve|{f}|{size}|{seed}") for f in families]
+
+
+def curve_points(history: list) -> list[tuple[int, float]]:
+    """[(training bytes, validation bits per byte)] at a run's evaluation points."""
+    return [(r["tokens_seen"], r["val_loss"] / LN2) for r in history if "val_loss" in r]
+
+
+def bpb_at(points: list, tokens: int) -> float:
+    """A curve's value at exactly `tokens` training bytes (one of its evaluation points)."""
+    for t, v in points:
+        if t == tokens:
+            return v
+    raise ValueError(f"the curve has no evaluation point at {tokens:,} training bytes")
+
+
+def ranking(scores: dict) -> list:
+    """The families best first, from {family: bits per byte} (lower is better; ties by name)."""
+    return sorted(scores, key=lambda f: (scores[f], f))
+
+
+def ranking_text(scores: dict) -> str:
+    """"modern (2.456) < vanilla (2.501) < routed (2.610)": best first."""
+    return " < ".join(f"{f} ({scores[f]:.3f})" for f in ranking(scores))
+
+
+def rankings_glue(curves: dict, ladder_tokens: int, ladder_medians: dict) -> dict:
+    """The budget section's verdict as text: the ranking of the families ({family: curve_points})
+    at the ladder's budget and at the curves' end, whether it holds, and the ladder's own ranking
+    at the rung (medians over seeds, {family: bits per byte})."""
+    if not curves:
+        return {"rank_ladder_medians": ranking_text(ladder_medians), "rank_verdict": "No budget curves at this profile.",
+                **{k: NOT_MEASURED for k in ("rank_ladder_budget", "rank_book_budget", "rank_holds", "curve_tokens",
+                                             "ladder_tokens")}}
+    at_ladder = {f: bpb_at(p, ladder_tokens) for f, p in curves.items()}
+    at_end = {f: p[-1][1] for f, p in curves.items()}
+    end_tokens = {p[-1][0] for p in curves.values()}
+    if len(end_tokens) != 1:
+        raise ValueError("the budget curves end at different budgets")
+    same = ranking(at_ladder) == ranking(at_end)
+    verdict = ("The ranking at the ladder's budget still holds at the longer one." if same else
+               f"The ranking changes with the budget: {ranking(at_end)[0]} leads at the longer budget, "
+               f"{ranking(at_ladder)[0]} at the ladder's. The ladder's ranking at this rung is a statement about "
+               "a short budget, not about the families' end points; chapters 4 and 9, which train the longer "
+               "budget, see the longer one's ranking.")
+    return {"rank_ladder_budget": ranking_text(at_ladder), "rank_book_budget": ranking_text(at_end),
+            "rank_ladder_medians": ranking_text(ladder_medians), "rank_holds": "yes" if same else "no",
+            "rank_verdict": verdict, "curve_tokens": f"{end_tokens.pop():,}", "ladder_tokens": f"{ladder_tokens:,}"}
+
+
+def curve_vs_ladder(curves: dict, cells: list[dict], size: str, seed: int, ladder_tokens: int) -> float | None:
+    """The largest difference, in bits per byte, between a curve's point at the ladder's budget
+    and the ladder's own run of that family, size and seed (0: the curve starts as the ladder's
+    run; None: no such runs)."""
+    diffs = [abs(bpb_at(curves[c["family"]], ladder_tokens) - c["val_bpb"]) for c in cells
+             if c["size"] == size and c["seed"] == seed and c["family"] in curves]
+    return max(diffs) if diffs else None
+
+
+def budget_curve_figure(curves: dict, ladder_tokens: int, size: str):
+    """Validation bits per byte against training bytes, one line per family, the ladder's budget marked."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, (family, points) in enumerate(curves.items()):
+        ax.plot(*zip(*points), "o-", ms=3, color=f"C{i}", label=family)
+    ax.axvline(ladder_tokens, color="k", ls="--", lw=0.8, label="the ladder's budget")
+    ax.set_xlabel("training bytes")
+    ax.set_ylabel("validation bits per byte")
+    ax.set_title(f"the {size} rung, seed 0, each family at its own rate", fontsize=9, loc="left")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 # -----------------------------------------------------------------------------
@@ -300,8 +429,10 @@ def where_they_cross(crossings: dict, n_sizes: int) -> str:
 # -----------------------------------------------------------------------------
 # figures
 
-def crossover_figure(final: dict, params: dict, disk: dict, families, sizes, published: dict):
-    """Bits per byte against parameters and against bytes on disk, with the published pair."""
+def crossover_figure(final: dict, params: dict, disk: dict, families, sizes):
+    """Bits per byte of our runs against parameters and against bytes on disk. The published
+    pair (30,000 steps of the kit's recipe) is not drawn here: its budget is thousands of times
+    ours, so its points would not belong on these curves (its own table shows it)."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, x_of, xlabel in [(axes[0], params, "parameters"), (axes[1], disk, "deployed bytes")]:
@@ -311,10 +442,6 @@ def crossover_figure(final: dict, params: dict, disk: dict, families, sizes, pub
             lo = np.array([final[(family, s)]["min"] for s in sizes])
             hi = np.array([final[(family, s)]["max"] for s in sizes])
             ax.errorbar(xs, med, yerr=[med - lo, hi - med], fmt="o-", ms=4, capsize=3, color=f"C{i}", label=family)
-            if published and family in published:
-                x = published[family]["parameters"] if xlabel == "parameters" else disk[(family, "944k")]
-                ax.plot(x, published[family]["bits_per_byte"], marker="*", ms=12, ls="none", color=f"C{i}",
-                        markeredgecolor="k", label=f"published {family} 944K (sample)")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("validation bits per byte")
