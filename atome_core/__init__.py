@@ -2,4 +2,4 @@
 
 Kept import-light: submodules (data, book, models, ...) are imported where used.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atome_core import cli, data
+from atome_core import cli, cli_commands, data
 from atome_core.data import CorpusError
 from atome_core.files import write_atomic
 
@@ -491,9 +491,11 @@ def test_write_atomic_refuses_a_folder_as_the_target(tmp_path):
 # -----------------------------------------------------------------------------
 # CLI: atome corpus list | show
 
-def test_cli_list_offline(shakespeare_cold, monkeypatch, capsys):
+def test_cli_list_offline(shakespeare_cold, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("ATOME_CACHE_DIR", str(shakespeare_cold[2]))
-    monkeypatch.setattr(cli, "list_corpora", lambda: ["shakespeare"])
+    monkeypatch.setenv("ATOME_INTEROP_DIR", str(tmp_path))       # no TinyStories sample
+    monkeypatch.delenv("ATOME_TINYSTORIES", raising=False)
+    monkeypatch.setattr(cli_commands, "list_corpora", lambda: ["shakespeare"])
     assert cli.cli_corpus(["list"]) == 0
     out = capsys.readouterr().out
     header, *rows = out.splitlines()
@@ -513,7 +515,7 @@ def test_cli_list_all(capsys):
 
 
 def test_cli_list_reports_a_failure(monkeypatch, tmp_cache, capsys):
-    monkeypatch.setattr(cli, "list_corpora", lambda: ["alice"])
+    monkeypatch.setattr(cli_commands, "list_corpora", lambda: ["alice"])
     monkeypatch.setattr(subprocess, "run",
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "no network"))
     assert cli.cli_corpus(["list"]) == 2
@@ -539,6 +541,16 @@ def test_cli_show_tinystories(capsys):
     assert TINYSTORIES_SAMPLE_SHA in out and "matches the known" in out
 
 
+@needs_sample
+def test_corpus_show_tinystories_without_a_path_finds_the_sample_as_atome_train_does(monkeypatch, capsys):
+    from atome_core.recipe import load_ladder_corpus
+    monkeypatch.delenv("ATOME_TINYSTORIES", raising=False)
+    assert cli.cli_corpus(["show", "tinystories"]) == 0
+    assert TINYSTORIES_SAMPLE_SHA in capsys.readouterr().out
+    name, train, val = load_ladder_corpus("tinystories")
+    assert name == "tinystories" and len(train) + len(val) == TINYSTORIES_SAMPLE.stat().st_size
+
+
 @pytest.mark.parametrize("argv, message", [
     (["show", "tinystories"], "never downloaded"),
     (["show", "file", "--path", "/no/such/file.txt"], "/no/such/file.txt: no such file"),
@@ -547,7 +559,9 @@ def test_cli_show_tinystories(capsys):
     (["bogus"], "invalid choice"),
     ([], "required"),
 ])
-def test_cli_errors_exit_2(argv, message, capsys):
+def test_cli_errors_exit_2(argv, message, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("ATOME_INTEROP_DIR", str(tmp_path))       # no TinyStories sample
+    monkeypatch.delenv("ATOME_TINYSTORIES", raising=False)
     assert cli.cli_corpus(argv) == 2
     err = capsys.readouterr().err
     assert "atome corpus: error:" in err and message in err
@@ -560,7 +574,7 @@ def test_cli_help_exits_0(capsys):
 
 def test_cli_fetch_fetches_the_registry_corpora(monkeypatch, capsys):
     fetched = []
-    monkeypatch.setattr(cli, "fetch_corpus", lambda name: fetched.append(name) or Path(f"/cache/{name}.txt"))
+    monkeypatch.setattr(cli_commands, "fetch_corpus", lambda name: fetched.append(name) or Path(f"/cache/{name}.txt"))
     assert cli.cli_corpus(["fetch", "--force"]) == 0     # --force: even when a verified copy is cached
     assert fetched == ["alice", "moby"]
     assert "alice: /cache/alice.txt" in capsys.readouterr().out

@@ -21,7 +21,7 @@ LAYERS = [
     {"harness"},
     {"chapters"},
     {"book"},
-    {"cli"},
+    {"cli", "cli_commands"},
 ]
 
 

@@ -262,10 +262,11 @@ class Engine:
         return np.stack([self.step(t) for t in tokens])
 
     def generate(self, prompt, max_new_tokens: int, temperature: float = 0.0, seed: int = 0,
-                 max_total: int | None = None) -> list[int]:
+                 max_total: int | None = None, on_token=None) -> list[int]:
         """Greedy (temperature 0) or sampled continuation, all in C: the new token ids.
 
-        max_total caps prompt + generated tokens (the kit stopped at 128)."""
+        max_total caps prompt + generated tokens (the kit stopped at 128); on_token(id), when
+        given, sees each token as it is chosen (`atome generate` streams with it)."""
         ids = check_prompt(prompt, self.config.vocab)
         if max_total is not None:
             max_new_tokens = max(0, min(max_new_tokens, max_total - len(ids)))
@@ -276,6 +277,8 @@ class Engine:
         for _ in range(max_new_tokens):
             nxt = self.lib.atome_sample(self._out, self.config.vocab, temperature, ctypes.byref(rng))
             out.append(int(nxt))
+            if on_token is not None:
+                on_token(int(nxt))
             self._check(self.lib.atome_step(self._s, nxt, self._out), "generate")
         return out
 

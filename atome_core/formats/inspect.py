@@ -158,8 +158,12 @@ def format_inspection(info: BlobInfo) -> str:
         if trit_rows:
             n = sum(s["n_trits"] for s in trit_rows)
             bits = sum(s["bits_per_trit"] * s["n_trits"] for s in trit_rows)
-            lines.append(f"trits    {n:,} in {bits / 8:,.0f} bytes: {bits / n:.4f} bits/trit "
-                         f"(floor log2(3) = {packing.LOG2_3:.4f})")
+            entropy = sum(s["entropy_bits"] * s["n_trits"] for s in trit_rows) / n
+            # log2(3) bounds codes that treat every trit as equally likely; an entropy code
+            # (rans) is bounded by the trits' own entropy instead, which can be lower.
+            lines.append(f"trits    {n:,} in {bits / 8:,.0f} bytes: {bits / n:.4f} bits/trit; bounds: "
+                         f"log2(3) = {packing.LOG2_3:.4f} for a fixed-length code, the trits' entropy "
+                         f"{entropy:.4f} for an entropy code (rans)")
     lines.append("status   " + ("ok" if info.ok else "INVALID"))
     lines += [f"problem  {p}" for p in info.problems]
     return "\n".join(lines)
