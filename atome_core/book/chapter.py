@@ -13,7 +13,11 @@ then its setup cell calls `P, results = open_chapter(globals())`.
   together with `injected`, the list of their names: nothing is read again.
 - Run any other way (nbmake, `jupyter-book build`, a plain papermill run with `-p`), the
   profile comes from `profile`, else $ATOME_PROFILE, else cpu, and every parameter still
-  None is filled from profiles.yml; values given explicitly win.
+  None is filled from profiles.yml; values given explicitly win. A run given any value by
+  hand (a plain `papermill ... -p profile cpu`) writes its results to
+  _build/scratch/<profile>/<chapter>/ (or ATOME_RESULTS_DIR), never to the published
+  _build/results/<profile>/ the book and other chapters read; a run as stored (nbmake,
+  `jupyter-book build`) publishes there.
 
 It also keeps a chapter's outputs clean for the page: no progress bars (ATOME_PROGRESS
 and the Hugging Face libraries' bars off unless asked for), no tqdm warnings.
@@ -54,6 +58,9 @@ def open_chapter(namespace: dict) -> tuple[SimpleNamespace, ChapterResults]:
     if injected:
         P = SimpleNamespace(chapter=chapter, profile=namespace["profile"],
                             **{name: namespace[name] for name in injected if name != "profile"})
-    else:
-        P = resolve_parameters(chapter, namespace)
-    return P, ChapterResults(chapter, P.profile)
+        return P, ChapterResults(chapter, P.profile)
+    P = resolve_parameters(chapter, namespace)
+    # A value given by hand (papermill -p, the profile included) makes this someone's
+    # experiment: its results go to the scratch folder, not those the book publishes.
+    given = [name for name in vars(P) if name != "chapter" and namespace.get(name) is not None]
+    return P, ChapterResults(chapter, P.profile, publish=not given)

@@ -1,8 +1,10 @@
 """Where a chapter writes its results (metrics JSON and figures), atomically.
 
 `atome book` points ATOME_RESULTS_DIR at a staging folder and moves it into
-place only when the whole notebook succeeded; run by hand (or by nbmake) the
-results go to _build/results/<profile>/<chapter>/.
+place only when the whole notebook succeeded (`atome sweep` at each run's folder); run
+as stored (nbmake, `jupyter-book build`) the results go to
+_build/results/<profile>/<chapter>/, run with values given by hand (papermill -p) to
+_build/scratch/<profile>/<chapter>/ (chapter.open_chapter).
 
 metrics.json holds, besides whatever the chapter measured, a `claims` block: the
 numbers the intro's claims table quotes, each {"value": ..., "unit": ...} (or
@@ -27,10 +29,12 @@ from ..paths import build_dir
 
 
 class ChapterResults:
-    def __init__(self, chapter: str, profile: str):
+    def __init__(self, chapter: str, profile: str, publish: bool = True):
+        """publish=False: a run with parameters given by hand writes to _build/scratch/."""
         self.chapter, self.profile = chapter, profile
         env_dir = os.environ.get("ATOME_RESULTS_DIR")
-        self.dir = Path(env_dir) if env_dir else build_dir() / "results" / profile / chapter
+        folder = "results" if publish else "scratch"
+        self.dir = Path(env_dir) if env_dir else build_dir() / folder / profile / chapter
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics: dict = {}
 
