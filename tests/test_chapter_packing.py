@@ -56,13 +56,63 @@ def test_published_blob_is_none_when_absent_and_refused_when_its_sha256_differs(
 
 
 def test_models_to_measure_without_training_is_the_60k_model_at_its_seeds_initialisation():
-    models, trained = measure.models_to_measure(None, seed=0)
-    assert list(models) == ["60K at init"] and trained is None
-    again, _ = measure.models_to_measure(None, seed=0)
-    other, _ = measure.models_to_measure(None, seed=1)
+    models = measure.models_to_measure(None, seed=0)
+    assert list(models) == ["60K at init"]
+    again = measure.models_to_measure(None, seed=0)
+    other = measure.models_to_measure(None, seed=1)
     name = F.trit_weight_names("60k")[0]
     assert np.array_equal(models["60K at init"][1][name], again["60K at init"][1][name])
     assert not np.array_equal(models["60K at init"][1][name], other["60K at init"][1][name])
+
+
+def test_models_to_measure_add_the_trained_model_given_with_its_weights():
+    import torch
+
+    from atome_core.models.routed import RoutedConfig, RoutedLM
+    torch.manual_seed(5)
+    trained = RoutedLM(RoutedConfig())
+    models = measure.models_to_measure(None, seed=0, trained=trained)
+    assert list(models) == ["60K at init", "60K trained"]
+    name = F.trit_weight_names("60k")[0]
+    assert np.array_equal(models["60K trained"][1][name],
+                          F.tensors_from_state_dict(trained.state_dict(), "60k")[name])
+
+
+SMALL = {"d_model": 16, "n_layers": 1, "d_head": 8, "top_k": 2, "kernel_size": 3}
+RECIPE = {"steps": 2, "max_bytes": 20000, "tinystories_path": None}
+
+
+def test_chapter4s_model_is_read_when_it_has_the_config_asked_for(tmp_path, one_thread):
+    import torch
+
+    from atome_core.formats.model_file import save_model
+    from atome_core.models.routed import RoutedConfig, RoutedLM
+    from atome_core.quant import QuantConfig
+    torch.manual_seed(3)
+    net = RoutedLM(RoutedConfig(quant=QuantConfig(weights="ternary", act_bits=8), **SMALL))
+    path = save_model(net, tmp_path / "m.safetensors", info={"corpus": "shakespeare", "steps": 3000, "lr": 3e-4,
+                                                             "seed": 0, "val_bpb": 2.5, "act_bits": 8})
+    model, info = measure.chapter4_routed(path, RECIPE, "shakespeare", act_bits=8, shape=SMALL)
+    assert info["source"] == "chapter 4" and info["steps"] == 3000
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), net.state_dict().values()))
+    assert measure.trained_row(info) == ["chapter 4", "shakespeare", 3000, 3e-4, 2.5]
+
+
+def test_without_chapter4s_model_or_with_another_config_the_same_recipe_trains_here(tmp_path, one_thread):
+    import torch
+
+    from atome_core.formats.model_file import save_model
+    from atome_core.models.routed import RoutedConfig, RoutedLM
+    from atome_core.recipe import KIT_LR
+    model, info = measure.chapter4_routed(None, RECIPE, "shakespeare", act_bits=8, shape=SMALL)
+    assert info["source"] == "trained here" and info["corpus"] == "shakespeare"
+    assert (info["steps"], info["lr"], info["seed"], info["act_bits"]) == (2, KIT_LR, 0, 8)
+    assert model.cfg.quant.act_bits == 8 and model.cfg.d_model == 16 and not model.training
+    # a file with FP32 activations is not the 8-bit model asked for: trained here, the same weights
+    other = save_model(RoutedLM(RoutedConfig(**SMALL)), tmp_path / "fp32act.safetensors")
+    again, again_info = measure.chapter4_routed(other, RECIPE, "shakespeare", act_bits=8, shape=SMALL)
+    assert again_info["source"] == "trained here"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
 # -- codec costs over a model ------------------------------------------------------------------------

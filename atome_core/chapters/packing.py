@@ -1,7 +1,8 @@
 """Chapter 3's measurements: what each codec costs per tensor, where a blob's bytes go,
 and what a damaged blob does to each reader.
 
-The models measured (`published_blob`, `models_to_measure`), per-tensor and per-model
+The models measured (`published_blob`, `models_to_measure`; the trained 60K model is
+chapter 4's, read with `chapter4_routed`, which chapter 7 uses too), per-tensor and per-model
 codec costs (`tensor_report`, `weighted_summary`, `entropy_extremes`,
 `rans_saving_by_kind`), whole files and their bytes by role (`file_variants`,
 `blob_breakdown`, `legacy_breakdown`, `role_totals`, `sixty_k_file`,
@@ -126,14 +127,48 @@ def published_blob(interop_dir=None) -> bytes | None:
     return published_path(PUBLISHED_BLOB, base / PUBLISHED_BLOB).read_bytes()
 
 
-def models_to_measure(published: bytes | None, seed: int, train_steps: int = 0, lr: float = 3e-3,
-                      val_bytes: int = 8192) -> tuple[dict, dict | None]:
-    """({label: (config, tensors)}, training record or None): the published 944K model when
-    given, the 60K routed model at initialisation (torch seed `seed`) and, when
-    `train_steps`, the same model after a brief run on Shakespeare (batch 16 x 64 bytes)."""
+def chapter4_routed(path, recipe: dict, corpus: str = "main", act_bits: int = 32,
+                    shape: dict | None = None) -> tuple:
+    """(routed 60K model in eval mode, info): the model file at `path` (one that chapter 4
+    published in this build; None when it has not) when it has the config `shape` asks for,
+    else the same recipe trained here: chapter 4's `recipe` (its parameters at this profile:
+    steps, max_bytes, tinystories_path), recipe.book_config at KIT_LR, seed 0, ternary weights
+    and `act_bits`-bit activations, on chapter 4's split of `corpus` ("main": TinyStories when
+    present, else Shakespeare). info: the file's info (corpus, steps, lr, seed, val_bpb, ...)
+    and "source": "chapter 4" or "trained here"."""
+    import math
+
+    from ..formats.model_file import load_model, read_model_file
+    from ..models.routed import RoutedConfig, RoutedLM
+    from ..quant import QuantConfig
+    from ..recipe import KIT_LR, book_config
+    from ..train import TrainJob, load_state, run_job
+    from . import ab_60k
+
+    config = RoutedConfig(quant=QuantConfig(weights="ternary", act_bits=act_bits), **(shape or {}))
+    if path is not None:
+        model, _ = load_model(path)
+        if model.cfg == config:
+            return model, {**read_model_file(path).info, "source": "chapter 4"}
+    corpora, main = ab_60k.load_corpora(recipe.get("tinystories_path"))
+    name = main if corpus == "main" else corpus
+    train_tokens, val_tokens = ab_60k.corpus_splits({name: corpora[name]}, recipe["max_bytes"])[name]
+    cfg = book_config(recipe["steps"], KIT_LR, seed=0)
+    run = run_job(TrainJob(name=f"{name}|routed|0", model_class=RoutedLM, model_config=config,
+                           train_tokens=train_tokens, val_tokens=val_tokens, cfg=cfg, init_seed=0))
+    model = load_state(RoutedLM(config), run.state_dict).eval()
+    info = {"corpus": name, "steps": cfg.steps, "lr": cfg.lr, "seed": 0, "val_nats_per_byte": run.final_val_loss,
+            "val_bpb": run.final_val_loss / math.log(2), "act_bits": act_bits, "source": "trained here",
+            "train_seconds": run.train_seconds}
+    return model, info
+
+
+def models_to_measure(published: bytes | None, seed: int, trained=None) -> dict:
+    """{label: (config, tensors)}: the published 944K model when given, the 60K routed model
+    at initialisation (torch seed `seed`) and, when given, `trained` (a trained 60K routed
+    model, from chapter4_routed)."""
     import torch
 
-    from .. import data, train
     from ..formats import PRESETS, read_atome01, tensors_from_state_dict
     from ..models.routed import RoutedConfig, RoutedLM
 
@@ -141,18 +176,24 @@ def models_to_measure(published: bytes | None, seed: int, train_steps: int = 0, 
     if published is not None:
         models["944K published"] = (PRESETS["944k"], read_atome01(published, "944k"))
     torch.manual_seed(seed)
-    model60 = RoutedLM(RoutedConfig())
-    models["60K at init"] = ("60k", tensors_from_state_dict(model60.state_dict(), "60k"))
-    if not train_steps:
-        return models, None
-    corpus = data.load_corpus("shakespeare")
-    cfg = train.TrainConfig(steps=train_steps, batch_size=16, seq_len=64, lr=lr, seed=seed, eval_batches=4)
-    t0 = time.perf_counter()
-    run = train.train(model60, data.encode_bytes(corpus.train), data.encode_bytes(corpus.val)[:val_bytes], cfg,
-                      progress_desc="60K routed")
-    models[f"60K after {train_steps} steps"] = ("60k", tensors_from_state_dict(model60.state_dict(), "60k"))
-    return models, {"steps": train_steps, "val_loss_nats_per_byte": run.final_val_loss,
-                    "seconds": time.perf_counter() - t0}
+    models["60K at init"] = ("60k", tensors_from_state_dict(RoutedLM(RoutedConfig()).state_dict(), "60k"))
+    if trained is not None:
+        models["60K trained"] = ("60k", tensors_from_state_dict(trained.state_dict(), "60k"))
+    return models
+
+
+def trained_row(info: dict) -> list:
+    """The trained 60K model in one table row: where it comes from, corpus, steps, learning
+    rate, validation bits per byte."""
+    return [info["source"], info["corpus"], info["steps"], info["lr"], info["val_bpb"]]
+
+
+def trained_source_sentence(info: dict) -> str:
+    """Where the trained model of a chapter4_routed info came from, in words."""
+    if info["source"] == "chapter 4":
+        return "It is the file chapter 4 published in this build, read from its results."
+    return ("Chapter 4 had not published it in this build (this chapter ran before it, or alone), "
+            "so this chapter trained the same recipe itself.")
 
 
 # -- codec costs over a model ----------------------------------------------------------------------

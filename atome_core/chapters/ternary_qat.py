@@ -4,6 +4,11 @@ the trits behave while a model trains.
 A model factory `make_model(quant: QuantConfig) -> nn.Module` builds the same
 architecture in each precision mode, so one function compares FP32, ternary
 weights, and ternary weights with 8-bit activations under identical seeds.
+
+Every run trains with the book's recipe (atome_core.recipe.book_config). Each mode's
+learning rate is the best of a sweep (`sweep_models`) trained on the training split less
+its last bytes and scored on those bytes (recipe.tuning_split), never on the validation
+text; 8-bit activations train at the rate ternary weights chose (`mode_rates`).
 """
 import copy
 from dataclasses import dataclass, field, replace
@@ -18,6 +23,7 @@ from ..quant import (
     ternary_layers,
     trit_statistics,
 )
+from ..recipe import book_config, book_tokens, rate_at_edge
 from ..train import TrainConfig, train
 
 MODES = {
@@ -70,22 +76,86 @@ def train_mode(make_model, mode: str, train_tokens, val_tokens, cfg: TrainConfig
 
 
 def compare_modes(make_model, train_tokens, val_tokens, cfg: TrainConfig, seeds, modes=tuple(MODES),
-                  track_seed: int | None = None, desc: str = "") -> list[QATRun]:
-    """Every mode x seed; trit statistics are tracked for `track_seed` only (they cost time)."""
+                  track_seed: int | None = None, desc: str = "", rates: dict | None = None) -> list[QATRun]:
+    """Every mode x seed, each mode at its rate in `rates` ({mode: lr}; default cfg.lr); trit
+    statistics are tracked for `track_seed` only (they cost time)."""
     runs = []
     for seed in seeds:
         for mode in modes:
-            run = train_mode(make_model, mode, train_tokens, val_tokens, replace(cfg, seed=seed),
+            lr = (rates or {}).get(mode, cfg.lr)
+            run = train_mode(make_model, mode, train_tokens, val_tokens, replace(cfg, seed=seed, lr=lr),
                              track_trits=(seed == track_seed), desc=f"{desc} {mode} seed {seed}")
             runs.append(run)
     return runs
 
 
-def lr_sweep(make_model, train_tokens, val_tokens, cfg: TrainConfig, lrs, modes=("fp32", "ternary"),
-             seed: int = 0, desc: str = "") -> list[QATRun]:
-    return [train_mode(make_model, mode, train_tokens, val_tokens, replace(cfg, lr=lr, seed=seed),
-                       desc=f"{desc} {mode} lr {lr:g}")
-            for lr in lrs for mode in modes]
+def lr_sweep(make_model, train_tokens, tune_tokens, steps: int, lrs, modes=("fp32", "ternary"),
+             seed: int = 0, desc: str = "") -> dict:
+    """{mode: {lr: loss on tune_tokens}}: the book's recipe for `steps` at every rate."""
+    scores = {mode: {} for mode in modes}
+    for lr in lrs:
+        for mode in modes:
+            run = train_mode(make_model, mode, train_tokens, tune_tokens, book_config(steps, lr, seed),
+                             desc=f"{desc} {mode} lr {lr:g}")
+            scores[mode][lr] = run.final_val_loss
+    return scores
+
+
+def sweep_models(steps: dict, sweep_tokens, tune_tokens, lrs, seed: int = 0) -> dict:
+    """{model: {mode: {lr: tuning nats per byte}}}: each model swept at its own steps."""
+    return {name: lr_sweep(routed_factory(MODEL_SHAPES[name]), sweep_tokens, tune_tokens, n, lrs, seed=seed,
+                           desc=f"{name} lr sweep")
+            for name, n in steps.items()}
+
+
+def mode_rates(best: dict) -> dict:
+    """{mode: lr} for every mode from the sweep's best ({mode: lr} for fp32 and ternary):
+    ternary weights with 8-bit activations train at the rate ternary weights chose."""
+    return {"fp32": best["fp32"], "ternary": best["ternary"], "ternary+int8": best["ternary"]}
+
+
+def sweep_rows(sweeps: dict, rates: dict) -> tuple[list, list]:
+    """The sweeps as a table: tuning nats per byte per rate, and the chosen rate, marked
+    "(edge of the sweep)" when it is the smallest or largest tried (the best may lie beyond)."""
+    lrs = sorted({lr for per_mode in sweeps.values() for scores in per_mode.values() for lr in scores})
+    rows = [[name, mode] + [scores.get(lr) for lr in lrs]
+            + [f"{rates[name][mode]:g}" + (" (edge of the sweep)" if rate_at_edge(scores) else "")]
+            for name, per_mode in sweeps.items() for mode, scores in per_mode.items()]
+    return ["model", "mode"] + [f"lr {lr:g}" for lr in lrs] + ["chosen"], rows
+
+
+def edge_sentence(sweeps: dict) -> str:
+    """Which chosen rates lie at the edge of their sweep, in words."""
+    edges = [f"{mode} on the {name} model" for name, per_mode in sweeps.items()
+             for mode, scores in per_mode.items() if rate_at_edge(scores)]
+    if not edges:
+        return "Every chosen rate lies inside its sweep."
+    return (f"The chosen rate of {', '.join(edges)} is the edge of its sweep: a rate beyond the ones "
+            "tried may be better, so that mode may be under-tuned here.")
+
+
+def compare_models(steps: dict, train_tokens, val_tokens, seeds, rates: dict) -> dict:
+    """{model name: compare_modes runs}: each model with its own number of steps and its
+    modes' rates (`rates`: {model: {mode: lr}}), the book's recipe; trits are tracked for
+    the first seed."""
+    return {name: compare_modes(routed_factory(MODEL_SHAPES[name]), train_tokens, val_tokens,
+                                book_config(n, rates[name]["fp32"], seeds[0]), seeds=seeds, track_seed=seeds[0],
+                                desc=name, rates=rates[name])
+            for name, n in steps.items()}
+
+
+def budget_sentence(steps_60k: int, book_steps: int, runs: list) -> str:
+    """Why the 60K comparison trains `steps_60k` steps, in words: the book's budget, or what
+    the book's budget would have cost at the speed these `runs` trained."""
+    if steps_60k >= book_steps:
+        return f"The 60K comparison trains the book's budget for this profile, {steps_60k:,} steps."
+    rate = float(np.median([r.tokens_per_second for r in runs]))
+    seconds = len(runs) * book_tokens(book_steps) / rate
+    return (f"The book's budget for this profile is {book_steps:,} steps; the 60K comparison trains "
+            f"{steps_60k:,}, because its {len(runs)} runs at {book_steps:,} steps would take about "
+            f"{seconds:,.0f} s at the speed measured here ({rate:,.0f} training bytes per second and run), "
+            "more than this chapter's share of the build. The curves below show whether the ranking "
+            "still moves at the end.")
 
 
 @torch.no_grad()
@@ -120,7 +190,7 @@ def summarise(runs: list[QATRun]) -> dict:
     for mode in dict.fromkeys(r.mode for r in runs):
         losses = np.array([r.final_val_loss for r in runs if r.mode == mode])
         out[mode] = {"median": float(np.median(losses)), "min": float(losses.min()),
-                     "max": float(losses.max()), "n_seeds": int(len(losses)),
+                     "max": float(losses.max()), "n_seeds": len(losses),
                      "per_seed": {int(r.seed): r.final_val_loss for r in runs if r.mode == mode}}
     return out
 
@@ -157,14 +227,6 @@ def gaussian_zero_fraction() -> tuple[float, float]:
     import math
     threshold_sd = math.sqrt(2 / math.pi) / 2
     return threshold_sd, math.erf(threshold_sd / math.sqrt(2))
-
-
-def compare_models(steps: dict, train_tokens, val_tokens, cfg: TrainConfig, seeds) -> dict:
-    """{model name: compare_modes runs}, each model with its own number of steps; trits are
-    tracked for the first seed."""
-    return {name: compare_modes(routed_factory(MODEL_SHAPES[name]), train_tokens, val_tokens,
-                                replace(cfg, steps=n), seeds=seeds, track_seed=seeds[0], desc=name)
-            for name, n in steps.items()}
 
 
 def smooth(y, k: int = 25) -> np.ndarray:
@@ -205,35 +267,42 @@ def layer_series(trit_log: list, layer: str, key: str) -> list:
 
 def trit_summary(trit_log: list) -> dict:
     """The last record's statistics weighted by each layer's number of trits: zero fraction,
-    entropy (bits per trit), and the fraction that flipped since the record before."""
+    entropy (bits per trit), and the fraction that flipped per step over the interval
+    before it."""
     final = trit_log[-1]["layers"]
     n_total = sum(s["n"] for s in final.values())
     return {"step": trit_log[-1]["step"], "n_trits": n_total,
             "p0_weighted": sum(s["p0"] * s["n"] for s in final.values()) / n_total,
             "entropy_bits_weighted": sum(s["entropy_bits"] * s["n"] for s in final.values()) / n_total,
-            "flip_fraction_last_step": sum(s["flips"] for s in final.values()) / n_total,
+            "flip_fraction_per_step": sum(s["flips_per_step"] for s in final.values()) / n_total,
             "per_layer_final": final}
 
 
-def best_learning_rates(sweep: list, modes=("fp32", "ternary")) -> dict:
-    """{mode: (lr, validation loss)} of the lowest loss in the sweep (the lower rate on a tie)."""
-    return {mode: min(sorted((r.lr, r.final_val_loss) for r in sweep if r.mode == mode), key=lambda p: p[1])
-            for mode in modes}
-
-
 def learning_rate_verdict(best: dict) -> str:
-    """Whether ternary preferred a higher rate than FP32 in the sweep, in words."""
-    if best["ternary"][0] > best["fp32"][0]:
+    """Whether ternary preferred a higher rate than FP32 in the sweep ({mode: lr}), in words."""
+    if best["ternary"] > best["fp32"]:
         return "Ternary does prefer the higher rate here."
-    if best["ternary"][0] < best["fp32"][0]:
+    if best["ternary"] < best["fp32"]:
         return "Here ternary does not prefer a higher rate than FP32."
     return "Both prefer the same rate in this sweep."
 
 
-def sweep_metrics(sweep: list, modes=("fp32", "ternary")) -> dict:
-    best = best_learning_rates(sweep, modes)
-    return {"lr_sweep": {mode: {f"{r.lr:g}": r.final_val_loss for r in sweep if r.mode == mode} for mode in modes},
-            "lr_best": {m: {"lr": b[0], "val_nats_per_byte": b[1]} for m, b in best.items()}}
+def sweep_metrics(sweeps: dict, rates: dict) -> dict:
+    return {"lr_sweep": {name: {mode: {f"{lr:g}": v for lr, v in scores.items()} for mode, scores in per_mode.items()}
+                         for name, per_mode in sweeps.items()},
+            "lr_chosen": rates,
+            "lr_at_edge": {name: {mode: rate_at_edge(scores) for mode, scores in per_mode.items()}
+                           for name, per_mode in sweeps.items()}}
+
+
+def loss_by_tokens(runs: list, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(training bytes, smoothed training loss per seed) of one mode's runs: the loss
+    against training tokens, each record's loss the mean over its logging interval."""
+    mine = [r for r in runs if r.mode == mode]
+    curves = np.array([smooth([h["train_loss"] for h in r.history]) for r in mine])
+    tokens = np.array([h["tokens_seen"] for h in mine[0].history], dtype=float)
+    shift = (len(tokens) - curves.shape[1]) // 2          # a centred moving average
+    return tokens[shift: shift + curves.shape[1]], curves
 
 
 def deployed_gaps(runs: dict, probe: torch.Tensor) -> list:
