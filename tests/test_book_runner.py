@@ -294,3 +294,12 @@ def test_a_chapter_that_reads_a_later_one_executes_after_it_and_sees_its_results
     (root / "profiles.yml").write_text(spec_file.read_text().replace("n: 10", "n: 11"))
     assert book.stale_chapters(build, "smoke") == ["b", "a"]
     assert [ch.name for ch in book.list_chapters(root)] == ["a", "b"]     # the book keeps its order
+
+
+def test_the_books_chapters_run_after_the_chapters_they_read():
+    from atome_core.book import profiles
+    spec = profiles.load_profiles()
+    order = [ch.name for ch in book.execution_order(book.list_chapters(), spec)]
+    for name in order:
+        assert all(order.index(read) < order.index(name) for read in profiles.chapter_reads(name, spec))
+    assert order.index("04_ab_60k") < order.index("03_packing") and order.index("02_ternary_qat") < order.index("03_packing")
