@@ -315,11 +315,10 @@ def _engine(v: dict, profile: str) -> Verdict:
     ours = (f"bit-exact with our NumPy reference over {v['parity_logits']:,} logits" if v["parity_all_bits_equal"]
             else f"NOT bit-exact with our NumPy reference (max {v['parity_max_ulp']} ulp over "
                  f"{v['parity_logits']:,} logits)")
-    said = (f"largest logit difference from PyTorch {vs_torch} against the kit's {KIT_PARITY_TOLERANCE:.0e} "
-            f"tolerance; {ours}")
-    if all(diff <= KIT_PARITY_TOLERANCE for _, diff, _ in torch):
-        return Verdict(HOLDS, said)
-    return Verdict(REFUTED, said)
+    within = all(diff <= KIT_PARITY_TOLERANCE for _, diff, _ in torch)
+    said = (f"largest logit difference from PyTorch's forward pass: {vs_torch}, "
+            f"{'within' if within else 'beyond'} the kit's {KIT_PARITY_TOLERANCE:.0e} tolerance; {ours}")
+    return Verdict(HOLDS if within else REFUTED, said)
 
 
 def _speed(v: dict, profile: str) -> Verdict:
