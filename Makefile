@@ -6,6 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= cpu
 TORCH := torch==2.13.0
+# cpu: the CPU wheel (on disk on the book's machine); cuda: a CUDA build, the default where
+# nvidia-smi exists (the paper profile on GPUs). TORCH_INDEX: a wheel index for it, e.g.
+# https://download.pytorch.org/whl/cu126 (default: PyPI, whose Linux wheels are CUDA builds).
+TORCH_VARIANT ?= $(if $(shell command -v nvidia-smi 2>/dev/null),cuda,cpu)
+TORCH_INDEX ?=
 MATHJAX := mathjax@3.2.2
 INSTALLED := $(VENV)/.installed
 MATHJAX_JS := .cache/vendor/node_modules/mathjax/es5/tex-chtml.js
@@ -22,14 +27,16 @@ test: install
 
 install: $(INSTALLED) sysdeps vendor corpora
 
-# torch first, from the CPU wheel on disk: installed afterwards by the project's
-# dependencies it would pull a multi-GB CUDA build.
+# torch first (the CPU wheel on disk unless TORCH_VARIANT=cuda): installed afterwards by the
+# project's dependencies it would pull whatever build the index offers.
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 	  { echo "python venv unavailable; installing python3-venv"; apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install -qq --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install -qq --disable-pip-version-check $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	$(BIN)/python -m pip install -qq --disable-pip-version-check -e '.[test,eval]'
-	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') and '+cpu' in v else 'unexpected torch ' + v)"
+	$(BIN)/python -c "import torch, sys; v = torch.__version__; cuda = '$(TORCH_VARIANT)' == 'cuda'; \
+	  ok = v.startswith('2.13.0') and (torch.version.cuda is not None if cuda else '+cpu' in v); \
+	  sys.exit(0 if ok else 'unexpected torch ' + v + ' for TORCH_VARIANT=$(TORCH_VARIANT)')"
 	touch $@
 
 sysdeps:

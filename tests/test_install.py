@@ -26,9 +26,27 @@ def test_without_root_it_names_what_is_missing_and_which_chapters_cannot_run():
     assert "cannot run" in out.stderr
 
 
-def test_torch_is_the_cpu_build():
+def test_torch_is_the_cpu_build_unless_the_machine_has_a_gpu():
+    import shutil
+
     import torch
-    assert torch.__version__.startswith("2.13.0") and "+cpu" in torch.__version__
+    assert torch.__version__.startswith("2.13.0")
+    if shutil.which("nvidia-smi"):              # make's default TORCH_VARIANT there is cuda
+        assert torch.version.cuda is not None
+    else:
+        assert "+cpu" in torch.__version__
+
+
+def test_make_picks_the_cuda_torch_only_when_asked_or_on_a_gpu_machine():
+    def dry_run(*args):
+        out = subprocess.run(["make", "-n", "-B", ".venv/.installed", *args], cwd=ROOT, capture_output=True,
+                             text=True, env={"PATH": "/usr/bin:/bin"})
+        return out.stdout
+    plain = dry_run("TORCH_VARIANT=cpu")
+    assert "'+cpu' in v" in plain and "TORCH_VARIANT=cpu" in plain and "--index-url" not in plain
+    cuda = dry_run("TORCH_VARIANT=cuda", "TORCH_INDEX=https://download.pytorch.org/whl/cu126")
+    assert "--index-url https://download.pytorch.org/whl/cu126 torch==2.13.0" in cuda
+    assert "TORCH_VARIANT=cuda" in cuda
 
 
 def test_corpus_fetch_fetches_nothing_when_cached():
