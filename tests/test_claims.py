@@ -66,3 +66,14 @@ def test_a_claim_the_build_could_not_measure_says_why(tmp_path, monkeypatch):
         results.claim("published_windows", None)
     stored = json.loads((tmp_path / "05_reversal" / "metrics.json").read_text())["claims"]
     assert stored["published_windows"] == {"value": None, "unit": "", "reason": "no ../shared/interop"}
+
+
+def test_each_row_carries_the_verdict_its_numbers_give_and_it_changes_with_them(tmp_path, monkeypatch):
+    holds = _row(claims.claims_markdown(_ab_claims(tmp_path, monkeypatch, 6.5), "cpu"), "flash-fair one by 52")
+    refuted = _row(claims.claims_markdown(_ab_claims(tmp_path, monkeypatch, 7.59), "cpu"), "flash-fair one by 52")
+    assert "| holds |" in holds and "the routed model is below both baselines" in holds
+    assert "| refuted |" in refuted and "not below the param-fair one's" in refuted
+    header = claims.claims_markdown({}, "cpu").splitlines()[0]
+    assert "| verdict | why | chapter |" in header
+    assert all("| not comparable | not measured in this build |" in r
+               for r in claims.claims_markdown({}, "cpu").splitlines()[2:])
