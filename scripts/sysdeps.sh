@@ -11,6 +11,7 @@ declare -A NEEDED_BY=(
   [chromium]="1 (in-browser demo test) and the rendered-book check"
   [clang]="6 (C engine: libFuzzer smoke run)"
   [libclang-rt-14-dev]="6 (C engine: libFuzzer runtime)"
+  [lld-14]="6 (C engine as WebAssembly: wasm-ld for the book's engine page and its test)"
 )
 # For tests: extra package names to require, and pretending not to be root.
 for pkg in ${ATOME_SYSDEPS_EXTRA:-}; do NEEDED_BY[$pkg]="(test only)"; done
