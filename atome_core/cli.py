@@ -16,6 +16,7 @@ from .cli_commands import (  # noqa: F401  (report and the codes are the convent
     BAD_INPUT,
     FAILED,
     INTERRUPTED,
+    at_least,
     cli_engine,
     cli_export,
     cli_generate,
@@ -23,7 +24,9 @@ from .cli_commands import (  # noqa: F401  (report and the codes are the convent
     cli_qemu,
     corpus_card,
     device_arg,
+    finite_at_least,
     guarded,
+    output_file,
     report,
     run_atto,
     run_corpus,
@@ -49,6 +52,7 @@ ENVIRONMENT = {
     "ATOME_PROFILE": "parameter profile of a chapter run outside `atome book`: smoke, cpu or paper (default cpu)",
     "ATOME_PROGRESS": "1 or 0 forces progress bars on or off (default: on when stderr is a terminal)",
     "ATOME_RESULTS_DIR": "where a chapter writes its results (`atome book` sets it for each chapter)",
+    "ATOME_BOOK_RENDER": "set by `atome book` while Jupyter Book renders notebooks it already executed",
     "ATOME_ENGINE_LIB": "a prebuilt C engine library to load instead of building c_engine/",
     "ATOME_CHECKPOINT_DIR": "resumable training: jobs checkpoint there and continue where they stopped "
                             "(the book runner sets it for profiles that ask for it)",
@@ -105,6 +109,10 @@ def cmd_book(args) -> int:
     if args.list:
         book.describe()
         return 0
+    known = [c.name for c in book.list_chapters()]
+    unknown = [name for name in args.only or [] if name not in known]
+    if unknown:   # bad input, not a failed build
+        raise ValueError(f"--only {', '.join(unknown)}: no such chapter; known: {', '.join(known)}")
     book.build_book(profile=args.profile, only=args.only, render_html=not args.no_render, force=args.force)
     return 0
 
@@ -125,7 +133,7 @@ def corpus_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="details of one corpus")
     show.add_argument("name")
     show.add_argument("--path", help="the file, for tinystories and file")
-    show.add_argument("--val-fraction", type=float, default=0.1)
+    show.add_argument("--val-fraction", type=finite_at_least(0, strict=True), default=0.1)
     fetch = sub.add_parser("fetch", help="fetch registry corpora into the cache now")
     fetch.add_argument("names", nargs="*", help="default: all that are fetched")
     fetch.add_argument("--force", action="store_true", help="fetch again even when a verified copy is cached")
@@ -155,25 +163,25 @@ def atto_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atome atto", description="the atto series outside the book")
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="search a budget's configuration (or take one) and train it")
-    tr.add_argument("--budget", type=int, required=True, help="exact parameter count, e.g. 1024")
+    tr.add_argument("--budget", type=at_least(1), required=True, help="exact parameter count, e.g. 1024")
     tr.add_argument("--out", required=True, help="model file to write (.safetensors)")
     tr.add_argument("--corpus", default="shakespeare")
-    tr.add_argument("--max-chars", type=int, help="use only the first N characters of the corpus")
-    tr.add_argument("--steps", type=int, default=800)
-    tr.add_argument("--batch-size", type=int, default=32)
-    tr.add_argument("--seq-len", type=int, default=128)
-    tr.add_argument("--lr", type=float, default=3e-2, help="base rate; the search may double it")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--search-steps", type=int, default=150, help="steps per search candidate")
+    tr.add_argument("--max-chars", type=at_least(1), help="use only the first N characters of the corpus")
+    tr.add_argument("--steps", type=at_least(1), default=800)
+    tr.add_argument("--batch-size", type=at_least(1), default=32)
+    tr.add_argument("--seq-len", type=at_least(1), default=128)
+    tr.add_argument("--lr", type=finite_at_least(0, strict=True), default=3e-2, help="base rate; the search may double it")
+    tr.add_argument("--seed", type=at_least(0), default=0)
+    tr.add_argument("--search-steps", type=at_least(1), default=150, help="steps per search candidate")
     tr.add_argument("--config", help="skip the search: an AttoConfig as JSON, e.g. "
                     "'{\"n_embd\": 8, \"n_full\": 2, \"n_hidden\": 18, \"n_diag\": 2, ...}'")
     sa = sub.add_parser("sample", help="continue a prompt with a trained model")
     sa.add_argument("model", help=".safetensors model file or .json export")
     sa.add_argument("--prompt", default="ROMEO:")
-    sa.add_argument("--chars", type=int, default=200)
+    sa.add_argument("--chars", type=at_least(0), default=200)
     sa.add_argument("--greedy", action="store_true")
-    sa.add_argument("--temperature", type=float, default=0.8)
-    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--temperature", type=finite_at_least(0, strict=True), default=0.8)
+    sa.add_argument("--seed", type=at_least(0), default=0)
     ex = sub.add_parser("export", help="write a model file as dependency-free JSON")
     ex.add_argument("model", help=".safetensors model file")
     ex.add_argument("--out", required=True, help="JSON file, or a folder with --web")
@@ -264,7 +272,10 @@ def cmd_lm_eval(args) -> int:
     except ImportError as e:
         return report("lm-eval", f"lm-evaluation-harness is not installed ({e}); "
                       "pip install 'atome-core[eval]'", BAD_INPUT)
-    return guarded("lm-eval", lm_eval_adapter.main, args.rest)
+    try:
+        return guarded("lm-eval", lm_eval_adapter.main, args.rest)
+    except SystemExit as e:   # lm_eval's own parser refused its arguments (it printed why)
+        return e.code if isinstance(e.code, int) else BAD_INPUT
 
 
 # -- the parser ------------------------------------------------------------------------------------
@@ -328,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "as an ATMB blob with a chosen codec, or as ATOME01/02")
     p.add_argument("source", help="a model file (atome train), a training checkpoint, the kit's .pt, "
                    "or a blob")
-    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("-o", "--output", required=True, type=output_file, help="the file to write")
     p.add_argument("--codec", default="dense", choices=["dense", "rans", "base3x5", "2bit", "auto"],
                    help="trit codec for every trit section; auto: the smallest per section (default dense)")
     p.add_argument("--float-dtype", default="float32", choices=["float32", "float16"],
@@ -337,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="only for a source that stores no config (an ATOME01/02 blob, a bare "
                    f"state_dict): a preset ({PRESET_NAMES}), a JSON file or JSON; default: the config "
                    "the source stores, else the preset whose size matches (blobs) or the weights' shapes")
-    p.add_argument("--top-k", type=int, default=None, help="only for a source that stores no config: top_k "
+    p.add_argument("--top-k", type=at_least(1), default=None, help="only for a source that stores no config: top_k "
                    "when the config is read off the weights' shapes (default 4)")
     p.set_defaults(func=cli_export)
 
@@ -351,12 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blob", required=True, help="an ATMB blob, an ATOME01 blob (with --config unless a preset "
                    "fits), or any file `atome export` reads (a model file of atome train: written as ATMB)")
     p.add_argument("--prompt", required=True, help="the text to continue (UTF-8 bytes are the tokens)")
-    p.add_argument("--max-new-tokens", type=int, default=124, help="tokens to generate (default 124)")
-    p.add_argument("--max-total", type=int, default=None,
+    p.add_argument("--max-new-tokens", type=at_least(0), default=124, help="tokens to generate (default 124)")
+    p.add_argument("--max-total", type=at_least(1), default=None,
                    help="cap on prompt + generated tokens (the kit's reference stops at 128)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); > 0: sample")
+    p.add_argument("--temperature", type=finite_at_least(0), default=0.0, help="0: greedy (default); > 0: sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (splitmix64 in the engine)")
-    p.add_argument("--window", type=int, default=128, help="attention window in tokens (default 128)")
+    p.add_argument("--window", type=at_least(1), default=128, help="attention window in tokens (default 128)")
     p.add_argument("--path", default="f32", choices=["f32", "i8"], help="float or 8-bit activations")
     p.add_argument("--config", help=f"config of an ATOME01 blob: a preset ({PRESET_NAMES}), a JSON file or JSON")
     p.add_argument("--ids", action="store_true", help="print the generated token ids instead of text")
@@ -368,13 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(a model file of atome train, a checkpoint: re-encoded 2-bit)")
     p.add_argument("--core", default="m3", choices=["m0", "m3", "m4f", "m7"], help="default m3")
     p.add_argument("--prompt", required=True, help="the text to continue (UTF-8 bytes are the tokens)")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="tokens to generate (default 48)")
+    p.add_argument("--max-new-tokens", type=at_least(0), default=48, help="tokens to generate (default 48)")
     p.add_argument("--path", default="i8", choices=["f32", "i8"], help="float or 8-bit activations (default i8)")
-    p.add_argument("--window", type=int, default=128, help="attention window in tokens (default 128)")
+    p.add_argument("--window", type=at_least(1), default=128, help="attention window in tokens (default 128)")
     p.add_argument("--config", help=f"config of an ATOME01 blob: a preset ({PRESET_NAMES}), a JSON file or JSON")
     p.add_argument("--check", action="store_true", help="compare every logit's bits and every token "
                    "with the Python reference; exit 1 on any difference")
-    p.add_argument("--timeout", type=float, default=300, help="kill QEMU after this many seconds")
+    p.add_argument("--timeout", type=finite_at_least(0, strict=True), default=300, help="kill QEMU after this many seconds")
     p.set_defaults(func=cli_qemu)
 
     p = sub.add_parser("train", help="train one cell of chapter 5's size ladder (a family at a size, "
@@ -394,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=1, choices=[1, 2],
                    help="modern model only: d_model and d_ff times this (default 1)")
     p.add_argument("--tokens", required=True, type=int, help="training token (byte) budget")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed (default 0)")
-    p.add_argument("--out", required=True, help="model file to write (safetensors); a JSON summary "
+    p.add_argument("--seed", type=at_least(0), default=0, help="initialisation and batch-order seed (default 0)")
+    p.add_argument("--out", required=True, type=output_file, help="model file to write (safetensors); a JSON summary "
                    "goes beside it as OUT.json")
     p.add_argument("--recipe", default="cpu", choices=["cpu", "paper"],
                    help="cpu: short runs on a CPU (default); paper: the kit's 944K recipe "

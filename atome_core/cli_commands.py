@@ -74,6 +74,45 @@ def guarded(command: str, handler, *args) -> int:
                       f"{e}", FAILED)
 
 
+def at_least(minimum: int):
+    """argparse type: an integer >= minimum; the refusal names the value and the bound."""
+    import argparse
+
+    def integer(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{n} is too small: give an integer >= {minimum}")
+        return n
+    return integer
+
+
+def finite_at_least(minimum: float, strict: bool = False):
+    """argparse type: a finite number >= minimum (> minimum when strict); nan and inf refused."""
+    import argparse
+
+    def number(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        if not math.isfinite(x) or x < minimum or (strict and x == minimum):
+            raise argparse.ArgumentTypeError(f"{value} is not allowed: give a finite number "
+                                             f"{'>' if strict else '>='} {minimum:g}")
+        return x
+    return number
+
+
+def output_file(value: str) -> str:
+    """argparse type of a file to write: refused up front when it names a folder."""
+    import argparse
+    if Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder; give a file name")
+    return value
+
+
 def device_arg(value: str) -> str:
     """argparse type of --device: auto, cpu, cuda, cuda:N or mps; anything else is refused."""
     import argparse
@@ -188,7 +227,10 @@ def run_atto(args) -> int:
         data = atto_series.series_data(args.corpus, max_chars=args.max_chars)
         lr = args.lr
         if args.config:
-            cfg = AttoConfig(**json.loads(args.config))
+            try:
+                cfg = AttoConfig(**json.loads(args.config))
+            except (json.JSONDecodeError, TypeError) as e:
+                raise ValueError(f"--config {args.config!r} is not an AttoConfig as JSON ({e})") from None
             if count_params(cfg) != args.budget:
                 raise ValueError(f"--config has {count_params(cfg)} parameters, not {args.budget}")
         else:
@@ -264,9 +306,9 @@ def model_card(source, kind: str, cfg, blob: bytes) -> dict:
     return card
 
 
-def format_card(card: dict) -> str:
+def format_card(card: dict, fields=CARD_FIELDS) -> str:
     return "\n".join(f"card     {k:15s} {json.dumps(card.get(k)) if isinstance(card.get(k), dict) else card.get(k)}"
-                     for k in CARD_FIELDS)
+                     for k in fields)
 
 
 def cli_export(args) -> int:
@@ -297,12 +339,30 @@ def cli_export(args) -> int:
     return 0
 
 
+def inspect_model_file(path) -> int:
+    """A model file's family, config and the info its trainer kept (the card's fields first)."""
+    from dataclasses import asdict
+
+    from .formats.model_file import read_model_file
+    mf = read_model_file(path)
+    print(f"format   {mf.kind} (safetensors), {Path(path).stat().st_size:,} bytes")
+    print(f"family   {mf.family}")
+    print(f"config   {json.dumps(asdict(mf.config)) if mf.config is not None else None}")
+    print(format_card({"parameters": mf.info.get("params"), **mf.info}, ("parameters",) + CARD_FIELDS[3:11]))
+    return 0
+
+
 def cli_inspect(args) -> int:
     """atome inspect FILE: header, sections, bits per trit, CRC status. Exit 1 if invalid."""
     from .formats import format_inspection, inspect_blob, parse_config_arg
     data = Path(args.file).read_bytes()
+    if Path(args.file).suffix == ".safetensors":
+        return inspect_model_file(args.file)
     info = inspect_blob(data, parse_config_arg(args.config))
     print(format_inspection(info))
+    if not info.ok:
+        report("inspect", f"{args.file}: not a valid blob ({info.problems[0] if info.problems else 'see above'})",
+               FAILED)
     card = card_path(args.file)
     if card.is_file():
         stored = json.loads(card.read_text())
@@ -314,18 +374,6 @@ def cli_inspect(args) -> int:
 
 # -- atome generate ----------------------------------------------------------------------------
 
-def check_generate_numbers(args) -> None:
-    """Refuse the numbers `generate` cannot honour, naming the flag and the value."""
-    if args.max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens must be 0 or more, got {args.max_new_tokens}")
-    if args.max_total is not None and args.max_total < 1:
-        raise ValueError(f"--max-total must be 1 or more, got {args.max_total}")
-    if not math.isfinite(args.temperature) or args.temperature < 0:
-        raise ValueError(f"--temperature must be a finite number >= 0 (0: greedy), got {args.temperature}")
-    if args.window < 1:
-        raise ValueError(f"--window must be 1 or more tokens, got {args.window}")
-
-
 def cli_generate(args) -> int:
     """atome generate --blob F --prompt TEXT: continue a prompt with the C engine, printing
     each token as it comes (bytes decoded as UTF-8 once a character is complete)."""
@@ -333,7 +381,6 @@ def cli_generate(args) -> int:
 
     from . import formats
     from .engine import Engine
-    check_generate_numbers(args)
     config = formats.parse_config_arg(args.config)
     data, _ = formats.blob_of(args.blob, config)
     engine = Engine(data, window=args.window, path=args.path, config=config)
