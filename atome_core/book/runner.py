@@ -43,6 +43,7 @@ ROOT_FINGERPRINT_FILES = ["data/*.yml", "data/*.json", "c_engine/*.c", "c_engine
                           "firmware/**/Makefile"]
 BOOK_FILES = ["_config.yml", "_toc.yml"]
 EXTRA_DIR = "_extra"   # html_extra_path in _config.yml: copied into the site as is
+RENDER_ONLY_ENV = "ATOME_BOOK_RENDER"   # set while `atome book` renders executed notebooks
 
 
 # The kernel starts quiet (chapter.QUIET_ENV), and without the warning that tqdm found no
@@ -321,13 +322,6 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
     shutil.copy2(src, dst)
 
 
-def command_reference() -> str:
-    """`atome commands`' Markdown, which book/commands.md includes. Run as a command: the
-    command line is the layer above the book."""
-    return subprocess.run([sys.executable, "-m", "atome_core.cli", "commands"], check=True,
-                          capture_output=True, text=True).stdout
-
-
 def _write_if_changed(path: Path, text: str) -> None:
     if path.exists() and path.read_text() == text:
         return
@@ -356,18 +350,51 @@ def machine_description() -> str:
 
 def build_info_markdown(build: Path, profile: str, chapters: list[Chapter]) -> str:
     """The timing table of reproducing.md, from the executed notebooks' metadata."""
-    rows = ["| chapter | profile | wall time of its last execution |", "|---|---|---|"]
-    total = 0.0
+    walls = {}
     for ch in chapters:
         try:
             with open(executed_path(build, profile, ch)) as f:
-                wall = json.load(f)["metadata"]["atome"]["wall_seconds"]
+                walls[ch.name] = json.load(f)["metadata"]["atome"]["wall_seconds"]
         except (OSError, ValueError, KeyError):
-            wall = None
+            walls[ch.name] = None
+    return build_info_table(profile, walls)
+
+
+def build_info_table(profile: str, walls: dict) -> str:
+    """The timing table: {chapter: wall seconds of its last execution, or None}, in order."""
+    rows = ["| chapter | profile | wall time of its last execution |", "|---|---|---|"]
+    total = 0.0
+    for name, wall in walls.items():
         total += wall or 0.0
-        rows.append(f"| {ch.name} | {profile} | {'%.1f s' % wall if wall is not None else 'n/a'} |")
+        rows.append(f"| {name} | {profile} | {'%.1f s' % wall if wall is not None else 'n/a'} |")
     rows.append(f"| **all chapters** | {profile} | **{total:.1f} s** |")
     return ("\n".join(rows) + "\n\n" + f"Machine: {machine_description()}.\n")
+
+
+def static_files(root: Path, build: Path, profile: str, chapters: list[Chapter]) -> list[tuple[Path, Path]]:
+    """(file, where the site's source holds it): stylesheets under _static/, the files one page
+    loads itself under _extra/_static/ (see assemble_source). Also used by the plain
+    `jupyter-book build` route (atome_core.book.sphinx_ext)."""
+    out = []
+    book_static = root / "book" / "_static"
+    for f in sorted(book_static.glob("**/*")):
+        if f.is_file():
+            rel = f.relative_to(book_static)
+            out.append((f, (Path("_static") if f.suffix == ".css" else Path(EXTRA_DIR, "_static")) / rel))
+    # Files a chapter writes under results/<profile>/<chapter>/_static/ (e.g. chapter 1's
+    # exported models for the in-browser demo) are served from the book's _static/ too.
+    for ch in chapters:
+        chapter_static = build / "results" / profile / ch.name / "_static"
+        for f in sorted(chapter_static.glob("**/*")):
+            if f.is_file():
+                out.append((f, Path(EXTRA_DIR, "_static") / f.relative_to(chapter_static)))
+    mathjax = vendored_mathjax(root)
+    if mathjax is None:
+        raise BookError("MathJax is not vendored (.cache/vendor/node_modules/mathjax); "
+                        "run `make vendor` (npm install mathjax@3) so math renders offline")
+    for rel in mathjax_files(mathjax):
+        out.append((mathjax / rel, Path(EXTRA_DIR, "_static", "mathjax") / rel))
+    return out
 
 
 def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapter]) -> Path:
@@ -380,7 +407,6 @@ def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapte
     loaded only by the pages that ask for them (Sphinx adds MathJax to pages with math).
     """
     src = build / "src"
-    static, extra_static = src / "_static", src / EXTRA_DIR / "_static"
     wanted = set()
 
     def place(source: Path, dst: Path) -> None:
@@ -395,33 +421,14 @@ def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapte
             place(p, src / p.relative_to(root))
     for ch in chapters:
         place(executed_path(build, profile, ch), src / ch.toc_entry_path())
-    book_static = root / "book" / "_static"
-    for f in sorted(book_static.glob("**/*")):
-        if f.is_file():
-            rel = f.relative_to(book_static)
-            place(f, (static if f.suffix == ".css" else extra_static) / rel)
-    # Files a chapter writes under results/<profile>/<chapter>/_static/ (e.g. chapter 1's
-    # exported models for the in-browser demo) are served from the book's _static/ too.
-    for ch in chapters:
-        chapter_static = build / "results" / profile / ch.name / "_static"
-        for f in sorted(chapter_static.glob("**/*")):
-            if f.is_file():
-                place(f, extra_static / f.relative_to(chapter_static))
+    for source, rel in static_files(root, build, profile, chapters):
+        place(source, src / rel)
     info = src / "book" / "_generated" / "build_info.md"
     _write_if_changed(info, build_info_markdown(build, profile, chapters))
     wanted.add(info)
     claims_table = src / "book" / "_generated" / "claims.md"
     _write_if_changed(claims_table, claims.claims_markdown(claims.load_metrics(build / "results" / profile), profile))
     wanted.add(claims_table)
-    commands = src / "book" / "_generated" / "commands.md"
-    _write_if_changed(commands, command_reference())
-    wanted.add(commands)
-    mathjax = vendored_mathjax(root)
-    if mathjax is None:
-        raise BookError("MathJax is not vendored (.cache/vendor/node_modules/mathjax); "
-                        "run `make vendor` (npm install mathjax@3) so math renders offline")
-    for rel in mathjax_files(mathjax):
-        place(mathjax / rel, extra_static / "mathjax" / rel)
     # Drop what is no longer part of the book (pages out of the toc, files of an older layout).
     for p in sorted(src.rglob("*"), reverse=True):
         if p.is_file() and p not in wanted:
@@ -440,7 +447,8 @@ def render(root: Path, build: Path, src: Path) -> None:
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src),
            "--path-output", str(html_dir(build).parent.parent), "-W", "-n", "--keep-going"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # RENDER_ONLY_ENV: the notebooks are executed already; sphinx_ext keeps execution off.
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, RENDER_ONLY_ENV: "1"})
     log = build / "jupyter-book.log"
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
