@@ -30,6 +30,7 @@ from ..files import write_atomic
 from ..paths import shared_interop_dir
 from .results import read_chapter_file
 
+PAGE = "book/engine_demo"   # its _toc.yml entry
 WINDOW = 128   # attention window the page runs at (the kit's context)
 JS_SOURCE = ENGINE_DIR / "wasm" / "atome_engine.js"
 PUBLISHED_944K = "atome_944k.bin"
