@@ -388,6 +388,12 @@ def static_files(root: Path, build: Path, profile: str, chapters: list[Chapter])
         for f in sorted(chapter_static.glob("**/*")):
             if f.is_file():
                 out.append((f, Path(EXTRA_DIR, "_static") / f.relative_to(chapter_static)))
+    # The engine page's files (book/engine_demo.md), when it is in the book: atome.wasm built
+    # from c_engine/, and the blobs of this build.
+    from . import engine_demo
+    if engine_demo.PAGE in toc_files(root):
+        for f in engine_demo.write_site(build / "engine_demo" / profile, engine_demo.book_models(profile)):
+            out.append((f, Path(EXTRA_DIR, "_static", "engine") / f.name))
     mathjax = vendored_mathjax(root)
     if mathjax is None:
         raise BookError("MathJax is not vendored (.cache/vendor/node_modules/mathjax); "
