@@ -164,6 +164,14 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+def on_device(jobs: list, device: str = "cpu") -> list:
+    """The TrainJobs set to train on `device` ("auto": CUDA when present); on a GPU torch
+    keeps its own thread count. A chapter's paper profile passes "auto", its cpu profile cpu."""
+    device = pick_device(device)
+    return [dataclasses.replace(job, cfg=dataclasses.replace(job.cfg, device=device),
+                                threads=None if device.startswith("cuda") else job.threads) for job in jobs]
+
+
 def steps_for(tokens: int, recipe: Recipe) -> int:
     """Optimizer steps that spend the token budget (at least one)."""
     if not isinstance(tokens, (int, np.integer)) or tokens < 1:

@@ -262,3 +262,16 @@ def test_the_verdict_text_names_the_alpha_kept():
     table = D.distillation_table(records("8k", [3.0, 3.1], [2.9, 3.0]) + records("30k", [2.5, 2.6], [2.55, 2.58]))
     assert D.verdict_text(table, 0.01) == ("helps for 8k (alpha 0.5); no clear gain for 30k (a gain counts "
                                            "only when every seed gains more than 0.01 bits per byte)")
+
+
+def test_jobs_put_on_the_cpu_keep_their_threads_and_auto_picks_cuda_only_when_present():
+    import dataclasses
+
+    from atome_core.recipe import on_device
+    from atome_core.train import TrainConfig, TrainJob
+    job = TrainJob(name="j", model_class=object, model_config=None, train_tokens=np.zeros(10), val_tokens=np.zeros(10),
+                   cfg=TrainConfig(steps=1, batch_size=1, seq_len=2), threads=1)
+    (cpu,) = on_device([job], "cpu")
+    assert cpu.cfg.device == "cpu" and cpu.threads == 1
+    (auto,) = on_device([dataclasses.replace(job)], "auto")
+    assert auto.cfg.device == ("cuda" if torch.cuda.is_available() else "cpu")

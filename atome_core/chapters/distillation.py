@@ -354,20 +354,22 @@ def verdict_text(table: list[dict], margin: float = MARGIN_BPB) -> str:
 
 def run_distillation(students, teacher_spec, train_tokens, val_tokens, steps: int, batch_size: int,
                      seq_len: int, lr, seeds, alphas, temperature: float = 1.0, workers: int = 1,
-                     margin: float = MARGIN_BPB, reason: str | None = None) -> dict:
+                     margin: float = MARGIN_BPB, reason: str | None = None, device: str = "cpu") -> dict:
     """The experiment end to end: the jobs, their runs (`workers` processes), the table, the
     verdicts, what the recipe keeps, and the teacher's own bits per byte on the same windows.
+    `device`: where the runs train (recipe.on_device).
 
     teacher_spec None (with `reason`, e.g. from `published_teacher_or_reason`): nothing is
     trained and the summary says why ({"run": False, "reason": ...}).
     """
+    from ..recipe import on_device
     from ..train import run_jobs
     if teacher_spec is None:
         return {"run": False, "reason": reason or "not run: no teacher"}
     jobs = distillation_jobs(students, teacher_spec, train_tokens, val_tokens, steps, batch_size, seq_len,
                              lr, seeds, alphas, temperature)
     t0 = time.perf_counter()
-    results = run_jobs(jobs, workers=workers)
+    results = run_jobs(on_device(jobs, device), workers=workers)
     wall = time.perf_counter() - t0
     records = run_records(results)
     table = distillation_table(records, margin)
