@@ -11,7 +11,13 @@ The kit's numbers: bpb = summed nats / predicted bytes / ln 2, per-byte
 perplexity = 2^bpb (e.g. its "6.31 ppl" is bpb 2.66). For a byte model one token
 is one byte; a character model's nats are divided by the UTF-8 bytes of the
 characters it predicted, so both land on the same scale.
+
+`sliding_loss` is the streaming counterpart for a model with a fixed block: every token
+after the first is predicted once, windows of `block` tokens overlapping by block - stride,
+each prediction scored in the first window that reaches it, so it sees at least
+block - stride + 1 tokens of left context (all of them in the first window).
 """
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -24,6 +30,17 @@ def model_device(model) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    """The model in eval mode for the block (its device as the value), its mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model_device(model)
+    finally:
+        model.train(was_training)
 
 
 def eval_windows(tokens, seq_len: int, max_windows: int | None = None) -> np.ndarray:
@@ -42,18 +59,13 @@ def evaluate_sum(model, tokens: np.ndarray, seq_len: int, max_windows: int | Non
                  batch_size: int = 32) -> tuple[float, int]:
     """(summed nats, predicted tokens) over the evaluation windows."""
     windows = eval_windows(tokens, seq_len, max_windows)
-    device = model_device(model)
-    was_training = model.training
-    model.eval()
     total = 0.0
-    try:
+    with evaluating(model) as device:
         for first in range(0, len(windows), batch_size):
             batch = torch.from_numpy(windows[first:first + batch_size]).to(device)
             logits = model(batch[:, :-1]).float()
             total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1),
                                      reduction="sum").item()
-    finally:
-        model.train(was_training)
     return total, len(windows) * seq_len
 
 
@@ -62,6 +74,41 @@ def evaluate_loss(model, tokens: np.ndarray, seq_len: int, max_windows: int | No
     """Mean nats per predicted token over the evaluation windows."""
     total, count = evaluate_sum(model, tokens, seq_len, max_windows, batch_size)
     return total / count
+
+
+def sliding_starts(n_predictions: int, block: int, stride: int) -> list[tuple[int, int]]:
+    """[(start, first)]: window `start` feeds tokens[start : start + L] (L = min(block,
+    n_predictions)) and scores its predictions from offset `first` on; together they score
+    each of tokens[1 : n_predictions + 1] exactly once. The last window ends at the end."""
+    if n_predictions < 1 or block < 1 or not 1 <= stride <= block:
+        raise ValueError(f"need predictions, a block and 1 <= stride <= block (got {n_predictions}, {block}, {stride})")
+    L = min(block, n_predictions)
+    starts = list(range(0, n_predictions - L + 1, stride))
+    if starts[-1] != n_predictions - L:
+        starts.append(n_predictions - L)
+    return [(s, 0 if i == 0 else starts[i - 1] + L - s) for i, s in enumerate(starts)]
+
+
+@torch.no_grad()
+def sliding_loss(model, tokens, block: int, stride: int | None = None, batch_size: int = 64) -> float:
+    """Mean nats per token over tokens[1:] (as models.atto.stream_loss counts them), each
+    predicted by a causal model in overlapping windows of `block` (sliding_starts; stride
+    block // 2 unless given). Log-probabilities are summed in float64."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    n = len(tokens) - 1
+    plan = sliding_starts(n, block, stride or max(1, block // 2))
+    L = min(block, n)
+    starts = np.array([s for s, _ in plan])
+    scored = torch.from_numpy(np.arange(L)[None, :] >= np.array([f for _, f in plan])[:, None])
+    windows = torch.from_numpy(tokens[starts[:, None] + np.arange(L + 1)])
+    total = 0.0
+    with evaluating(model) as device:
+        for i in range(0, len(windows), batch_size):
+            w, keep = windows[i:i + batch_size].to(device), scored[i:i + batch_size].to(device)
+            logp = torch.log_softmax(model(w[:, :-1]).double(), dim=-1)
+            total += -logp.gather(-1, w[:, 1:, None])[..., 0][keep].sum().item()
+    assert int(scored.sum()) == n
+    return total / n
 
 
 @dataclass

@@ -1,12 +1,17 @@
 """Chapter 1's comparisons: the atto project's published table beside our series and the
 transformer of the same size, as table rows, verdicts and the chapter's claims.
 
-Losses are nats per character on the validation split; `runs` is atto_series.SeriesRuns,
-`tf` the {budget: {config, loss, ...} or None} of atto_series.train_transformers.
+Losses are nats per character on the validation split; `runs` is atto_series.SeriesRuns
+(the n-gram series), `tf_runs` the transformer's (atto_series.train_transformer_series) and
+`tf_spread` its seed_spread: {budget: losses over the seeds} for the budgets where a
+transformer was trained. Both families are judged by their mean over the same seeds.
 """
+import itertools
 import math
 
 import numpy as np
+
+from .atto_series import search_runs
 
 LN2 = math.log(2)
 
@@ -54,8 +59,8 @@ def vocab_metrics(D) -> dict:
 # the search
 
 def search_rows(search: dict) -> list:
-    """budget, candidates, winner, context, learning rate, search loss, seconds."""
-    return [[b, len(s.shape_losses) + len(s.variant_losses), s.best.describe(), s.best.context, f"{s.lr:g}",
+    """budget, runs (search_runs), winner, context, learning rate, search loss, seconds."""
+    return [[b, search_runs(s), s.best.describe(), s.best.context, f"{s.lr:g}",
              s.best_loss, f"{s.seconds:.1f}"] for b, s in search.items()]
 
 
@@ -117,16 +122,71 @@ def final_metrics(runs, search: dict) -> dict:
             for b in runs.losses}
 
 
-def transformer_rows(tf: dict) -> list:
-    """budget, transformer, loss (n/a where none fits)."""
-    return [[b, t["config"].describe() if t else "no transformer fits", t["loss"] if t else None]
-            for b, t in tf.items()]
+def search_budget_rows(search: dict, tf_search: dict, steps: int) -> list:
+    """budget, n-gram runs, transformer runs, steps per run, n-gram steps (runs x steps),
+    transformer steps: what each family's search spent at each budget."""
+    rows = []
+    for b, s in search.items():
+        t = tf_search.get(b)
+        n, m = search_runs(s), search_runs(t) if t else 0
+        why = "not searched under this profile" if b not in tf_search else "no transformer fits"
+        rows.append([b, n, m if t else why, steps, n * steps, m * steps])
+    return rows
 
 
-def transformer_metrics(tf: dict) -> dict:
-    return {str(b): (None if t is None else {"config": t["config"].describe(), "loss": t["loss"],
-                                             "seconds": t["seconds"], "tokens": t["tokens"]})
-            for b, t in tf.items()}
+def search_budget_summary(search: dict, tf_search: dict, steps: int) -> dict:
+    """Over the budgets where a transformer was searched: each family's search steps in all,
+    and the budgets where the transformer made fewer runs (fewer shapes fit than the n-gram ran)."""
+    both = [b for b, t in tf_search.items() if t is not None]
+    return {"ngram_steps": sum(search_runs(search[b]) for b in both) * steps,
+            "transformer_steps": sum(search_runs(tf_search[b]) for b in both) * steps,
+            "fewer": [b for b in both if search_runs(tf_search[b]) < search_runs(search[b])]}
+
+
+def transformer_rows(tf_search: dict, tf_runs, tf_spread: dict) -> list:
+    """budget, the kept transformer, its learning rate, mean ± sd over the seeds (nats/char);
+    "no transformer fits" where none does."""
+    rows = []
+    for b, t in tf_search.items():
+        if t is None or b not in tf_spread:
+            rows.append([b, "no transformer fits", "–", "–"])
+            continue
+        x = tf_spread[b]
+        rows.append([b, tf_runs.chosen[b].describe(), f"{t.lr:g}", f"{x.mean():.3f} ± {_sd(x):.3f}"])
+    return rows
+
+
+def transformer_metrics(tf_search: dict, tf_runs) -> dict:
+    """The transformer's search and runs as metrics.json keeps them (None where none fits)."""
+    out = {}
+    for b, t in tf_search.items():
+        if t is None or b not in tf_runs.losses:
+            out[str(b)] = None
+            continue
+        out[str(b)] = {"search_runs": search_runs(t), "search_seconds": t.seconds, "lr": t.lr,
+                       "lr_losses": {str(k): v for k, v in t.lr_losses.items()},
+                       "shapes": {"E{}_L{}_H{}_block{}".format(*k): v for k, v in t.shape_losses.items()},
+                       "config": tf_runs.chosen[b].describe(), "finalists": tf_runs.finalist_losses[b],
+                       "loss_by_seed": {str(s): v for s, v in tf_runs.losses[b].items()},
+                       "train_seconds_by_seed": {str(s): v for s, v in tf_runs.seconds[b].items()}}
+    return out
+
+
+def contest_rows(budgets, spread: dict, tf_spread: dict) -> list:
+    """budget, n-gram bits/char (mean ± sd), transformer bits/char (mean ± sd), transformer −
+    n-gram (bits/char), the better family by the mean over seeds, and whether the gap is
+    under two standard deviations of either family's seeds (narrow): budgets with both."""
+    rows = []
+    for b in budgets:
+        if b not in tf_spread:
+            continue
+        a, t = spread[b] / LN2, tf_spread[b] / LN2
+        gap = float(t.mean() - a.mean())
+        winner = "transformer" if gap < 0 else "n-gram"
+        narrow = abs(gap) < 2 * max(_sd(a), _sd(t))
+        rows.append([b, f"{a.mean():.3f} ± {_sd(a):.3f}", f"{t.mean():.3f} ± {_sd(t):.3f}", f"{gap:+.3f}",
+                     winner + (" (narrow)" if narrow else "")])
+    return rows
 
 
 # -----------------------------------------------------------------------------
@@ -141,50 +201,53 @@ def _sd(x: np.ndarray) -> float:
     return float(x.std(ddof=1)) if len(x) > 1 else 0.0
 
 
-def verdicts(budgets, ours: dict, spread: dict, tf: dict) -> dict:
+def verdicts(budgets, spread: dict, tf_spread: dict) -> dict:
     """Where the mean over seeds is below atto's published loss (wins) or not (losses; a
     budget atto did not publish counts as not won), the wins by less than two standard
-    deviations of our seeds (narrow), the budgets where the transformer beat our first
-    seed, and the transformer's mean distance from our first seed where both exist."""
+    deviations of our seeds (narrow), the budgets where the transformer's mean over seeds
+    is below ours, and the transformer's mean distance from ours where both exist."""
     atto = {b: PUBLISHED.get(b, (None, None, float("nan")))[2] for b in budgets}
     wins = [b for b in budgets if spread[b].mean() < atto[b]]
-    both = [b for b in budgets if tf.get(b)]
+    both = [b for b in budgets if b in tf_spread]
     return {"wins": wins, "losses": [b for b in budgets if b not in wins],
             "narrow": [b for b in wins if atto[b] - spread[b].mean() < 2 * _sd(spread[b])],
-            "tf_better": [b for b in both if tf[b]["loss"] < ours[b]],
-            "tf_gap": float(np.mean([tf[b]["loss"] - ours[b] for b in both])) if both else float("nan")}
+            "tf_better": [b for b in both if tf_spread[b].mean() < spread[b].mean()],
+            "tf_gap": float(np.mean([tf_spread[b].mean() - spread[b].mean() for b in both])) if both
+            else float("nan")}
 
 
-def comparison_rows(budgets, chosen: dict, ours: dict, spread: dict, tf: dict) -> list:
+def comparison_rows(budgets, chosen: dict, ours: dict, spread: dict, tf_spread: dict) -> list:
     """budget, atto context, atto loss, our configuration, context, our first seed's loss,
-    its bits per character, mean ± sd over the seeds, the transformer's loss, ours − atto."""
+    its bits per character, mean ± sd over the seeds, the transformer's mean, ours − atto."""
     rows = []
     for b in budgets:
         a_ctx, _, a_loss = PUBLISHED.get(b, (None, None, float("nan")))
-        s, t = spread[b], tf.get(b)
+        s = spread[b]
         rows.append([b, a_ctx, f"{a_loss:.2f}", chosen[b].describe(), chosen[b].context, ours[b], ours[b] / LN2,
-                     f"{s.mean():.3f} ± {_sd(s):.3f}", t["loss"] if t else "–", f"{ours[b] - a_loss:+.3f}"])
+                     f"{s.mean():.3f} ± {_sd(s):.3f}", float(tf_spread[b].mean()) if b in tf_spread else "–",
+                     f"{ours[b] - a_loss:+.3f}"])
     return rows
 
 
-def comparison_metrics(budgets, ours: dict, spread: dict, tf: dict) -> dict:
+def comparison_metrics(budgets, ours: dict, spread: dict, tf_spread: dict) -> dict:
     """The comparison as metrics.json keeps it, for the budgets atto published."""
     return {str(b): {"atto": PUBLISHED[b][2], "ours_seed0": ours[b], "ours_bits": ours[b] / LN2,
                      "ours_mean": float(spread[b].mean()), "ours_sd": _sd(spread[b]),
-                     "transformer": tf[b]["loss"] if tf.get(b) else None}
+                     "transformer": float(tf_spread[b].mean()) if b in tf_spread else None,
+                     "transformer_sd": _sd(tf_spread[b]) if b in tf_spread else None}
             for b in budgets if b in PUBLISHED}
 
 
 def comparison_claims(comparison: dict) -> dict:
     """The chapter's claims ({key: (value, unit, reason)}) from comparison_metrics: our
     mean over seeds at 8,192 and 64 parameters, and at how many of the budgets where a
-    transformer fits it beat our first seed."""
+    transformer was trained its mean over seeds is below ours."""
     def mean_at(b):
         row = comparison.get(str(b))
         return (row["ours_mean"], "nats per character", None) if row else \
             (None, "nats per character", f"the budget {b:,} was not trained under this profile")
     both = [b for b, row in comparison.items() if row.get("transformer") is not None]
-    better = [b for b in both if comparison[b]["transformer"] < comparison[b]["ours_seed0"]]
+    better = [b for b in both if comparison[b]["transformer"] < comparison[b]["ours_mean"]]
     return {"atto_8192_nats_per_char": mean_at(8192), "atto_64_nats_per_char": mean_at(64),
             "transformer_better_budgets": (len(better), "budgets", None),
             "compared_budgets": (len(both), "budgets", None)}
@@ -213,7 +276,7 @@ def shortfall_rows(losses, ours: dict, spread: dict, count_models: dict, passes:
 
 def monotone_steps(budgets, ours: dict) -> int:
     """At how many steps from one budget to the next our loss falls."""
-    return sum(ours[a] > ours[b] for a, b in zip(budgets, budgets[1:]))
+    return sum(ours[a] > ours[b] for a, b in itertools.pairwise(budgets))
 
 
 def json_size_rows(manifest: dict) -> list:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..models.atto import (
     AttoConfig,
@@ -189,25 +189,26 @@ def train_atto(cfg: AttoConfig, train_tokens, val_tokens, *, steps: int, batch_s
     return model, result
 
 
-def search_budget(budget: int, train_tokens, val_tokens, *, widths=None, n_widths: int = 2,
+def search_budget(budget: int, train_tokens, tune_tokens, *, widths=None, n_widths: int = 2,
                   fulls=(2, 4, 8), variants: bool = True, steps: int = 150, batch_size: int = 16,
-                  seq_len: int = 128, lr: float = 3e-2, seed: int = 0, max_diag: int = 8,
+                  seq_len: int = 128, lr: float = 3e-2, extra_lrs=None, seed: int = 0, max_diag: int = 8,
                   vocab_size: int = 64, log=None) -> SearchResult:
-    """Pick the configuration for `budget` by short training runs scored on `val_tokens`.
+    """Pick the configuration for `budget` by short training runs scored on `tune_tokens`
+    (text no run trains on).
 
     1. Shape: for each width E (given, or the n_widths largest whose embedding takes at
        most half the budget) and each n_full in `fulls`, the base recipe (relu hidden layer
        as wide as fits, output bias, far-position gains filling the rest exactly), plus the
        linear family (n_full = 0: skip path and gains only) at the largest width.
     2. Variants around the best shape (variant_candidates), when `variants`.
-    3. The winner once more at twice the learning rate (when `variants`); the better rate
-       is the one its final training uses.
+    3. The winner once more at each of `extra_lrs` (twice `lr` when None), when `variants`;
+       the best rate is the one its final training uses.
     Each candidate trains `steps` steps (train_atto, same seed); the lowest stream_loss on
-    val_tokens wins. Every candidate has exactly `budget` parameters.
+    tune_tokens wins. Every candidate has exactly `budget` parameters.
     """
     import time
     t0 = time.perf_counter()
-    val_score = np.asarray(val_tokens)
+    val_score = np.asarray(tune_tokens)
     trainer_val = val_score[: seq_len * 2 + 1]
 
     def score(cfg, tag, rate=lr):
@@ -233,8 +234,8 @@ def search_budget(budget: int, train_tokens, val_tokens, *, widths=None, n_width
         if loss < best_loss:
             best, best_loss = cfg, loss
     lr_losses = {lr: best_loss}
-    if variants:
-        lr_losses[2 * lr] = score(best, "2x lr", 2 * lr)
+    for rate in ((2 * lr,) if extra_lrs is None else extra_lrs) if variants else ():
+        lr_losses[rate] = score(best, f"lr {rate:g}", rate)
     best_lr = min(lr_losses, key=lr_losses.get)
     return SearchResult(budget, shape_losses, shapes, variant_losses, best, lr_losses[best_lr],
                         time.perf_counter() - t0, best_lr, lr_losses)
@@ -255,21 +256,27 @@ def finalists(result: SearchResult) -> list[AttoConfig]:
 # -----------------------------------------------------------------------------
 # the whole series: every budget searched, its finalists trained, the winner with every seed
 
-def search_series(budgets, train_tokens, val_search, *, heatmap_budget, heatmap_widths, heatmap_fulls,
+def search_series(budgets, train_tokens, tune_tokens, *, heatmap_budget, heatmap_widths, heatmap_fulls,
                   n_widths: int, fulls, **search_kw) -> dict:
     """{budget: SearchResult}, in budget order. The heat-map budget searches the wider grid
     (heatmap_widths x heatmap_fulls); every other budget the n_widths largest widths x fulls.
-    search_kw: steps, batch_size, seq_len, lr, seed, variants (search_budget)."""
+    search_kw: steps, batch_size, seq_len, lr, extra_lrs, seed, variants (search_budget)."""
     from ..progress import progress
     search = {}
     for budget in progress(budgets, desc="search"):
         if budget == heatmap_budget:
-            search[budget] = search_budget(budget, train_tokens, val_search, widths=heatmap_widths,
+            search[budget] = search_budget(budget, train_tokens, tune_tokens, widths=heatmap_widths,
                                            fulls=heatmap_fulls, **search_kw)
         else:
-            search[budget] = search_budget(budget, train_tokens, val_search, n_widths=n_widths,
+            search[budget] = search_budget(budget, train_tokens, tune_tokens, n_widths=n_widths,
                                            fulls=fulls, **search_kw)
     return search
+
+
+def search_runs(result: SearchResult) -> int:
+    """How many short training runs a search made: every shape and variant, and the winner at
+    each learning rate other than the first."""
+    return len(result.shape_losses) + len(result.variant_losses) + len(result.lr_losses or {1: 0}) - 1
 
 
 @dataclass
@@ -282,64 +289,150 @@ class SeriesRuns:
     models: dict           # budget -> the first seed's trained model
 
 
-def train_series(search: dict, train_tokens, val_tokens, val_search, *, seeds, steps: int, batch_size: int,
-                 seq_len: int) -> SeriesRuns:
-    """Per budget (in order): every finalist trains with the first seed and the one with the
-    lower stream_loss on `val_search` is kept; the kept configuration then trains with the
-    other seeds. Every run uses its search's learning rate and is scored on all of val_tokens."""
+def train_finalists(search: dict, pick, fit, score, val_tokens, tune_tokens, seeds) -> SeriesRuns:
+    """Per budget (in order): every finalist (pick(SearchResult) -> configs) trains with the
+    first seed and the one with the lower score on `tune_tokens` is kept; the kept configuration
+    then trains with the other seeds. fit(cfg, lr, seed, desc) -> (model, TrainResult) trains at
+    the search's learning rate; score(model, tokens) -> nats per character; every kept run is
+    scored on all of val_tokens."""
     from ..progress import progress
-    trainer_val = val_tokens[: 2 * seq_len + 1]
-
-    def run(cfg, budget, seed):
-        return train_atto(cfg, train_tokens, trainer_val, steps=steps, batch_size=batch_size, seq_len=seq_len,
-                          lr=search[budget].lr, seed=seed, progress_desc=f"atto-{budget} seed {seed}")
-
     out = SeriesRuns({}, {}, {}, {}, {})
     for budget in progress(list(search), desc="final"):
-        first = {}
-        for cfg in finalists(search[budget]):
-            model, res = run(cfg, budget, seeds[0])
-            first[cfg] = (stream_loss(model, val_search), model, res)
+        lr, first = search[budget].lr, {}
+        for cfg in pick(search[budget]):
+            model, res = fit(cfg, lr, seeds[0], f"{budget} seed {seeds[0]}")
+            first[cfg] = (score(model, tune_tokens), model, res)
         cfg = min(first, key=lambda c: first[c][0])
         out.chosen[budget] = cfg
         out.finalist_losses[budget] = [(c.describe(), v[0]) for c, v in first.items()]
         out.losses[budget], out.seconds[budget] = {}, {}
         for s in seeds:
-            model, res = first[cfg][1:] if s == seeds[0] else run(cfg, budget, s)
-            out.losses[budget][s] = stream_loss(model, val_tokens)
+            model, res = first[cfg][1:] if s == seeds[0] else fit(cfg, lr, s, f"{budget} seed {s}")
+            out.losses[budget][s] = score(model, val_tokens)
             out.seconds[budget][s] = res.train_seconds
             if s == seeds[0]:
                 out.models[budget] = model
     return out
 
 
-TRANSFORMER_LR = 1e-2  # attention trains less stably at atto's 3e-2
+def train_series(search: dict, train_tokens, val_tokens, tune_tokens, *, seeds, steps: int, batch_size: int,
+                 seq_len: int) -> SeriesRuns:
+    """The atto series' finalist round (train_finalists): finalists(), train_atto, stream_loss."""
+    trainer_val = val_tokens[: 2 * seq_len + 1]
+
+    def fit(cfg, lr, seed, desc):
+        return train_atto(cfg, train_tokens, trainer_val, steps=steps, batch_size=batch_size, seq_len=seq_len,
+                          lr=lr, seed=seed, progress_desc=f"atto-{desc}")
+
+    return train_finalists(search, lambda r: finalists(r), fit, lambda m, t: stream_loss(m, t), val_tokens,
+                           tune_tokens, seeds)
 
 
-def train_transformers(budgets, train_tokens, val_tokens, *, seed: int, steps: int, block: int,
-                       chars_per_step: int, lr: float = TRANSFORMER_LR) -> dict:
-    """{budget: {config, loss, seconds, tokens}, or None where no transformer fits}: the
-    contrast transformer with exactly the budget's parameters, trained by train_recipe on
-    about chars_per_step characters a step and scored in windows of its block size."""
-    from ..evaluate import evaluate_loss
+# -----------------------------------------------------------------------------
+# the transformer at the same budgets: the same search budget, the same finalist round
+
+def transformer_batch(chars_per_step: int, block: int) -> int:
+    """Windows per step so that a step sees about chars_per_step characters."""
+    return max(1, round(chars_per_step / block))
+
+
+def train_transformer(cfg, train_tokens, *, steps: int, chars_per_step: int, lr: float, seed: int,
+                      progress_desc: str = ""):
+    """A fresh TinyTransformer(cfg) from torch.manual_seed(seed), trained by train_recipe on
+    windows of its block. Returns (model, TrainResult)."""
+    from ..models.tiny_transformer import TinyTransformer
+    torch.manual_seed(seed)
+    model = TinyTransformer(cfg)
+    batch = transformer_batch(chars_per_step, cfg.block_size)
+    # the trainer's own end-of-run loss reads a few training windows: nothing is chosen by it
+    result = train_recipe(model, train_tokens, train_tokens[: 2 * cfg.block_size + 1], steps=steps,
+                          batch_size=batch, seq_len=cfg.block_size, lr=lr, seed=seed, progress_desc=progress_desc)
+    return model, result
+
+
+def transformer_loss(model, tokens) -> float:
+    """Nats per character over tokens[1:], by sliding windows of the model's block, stride half a block."""
+    from ..evaluate import sliding_loss
+    return sliding_loss(model, tokens, model.cfg.block_size, max(1, model.cfg.block_size // 2))
+
+
+def axes_changed(a: tuple, b: tuple) -> int:
+    """How many of (width, layers, heads, target block) differ between two shape keys."""
+    return sum(x != y for x, y in zip(a, b))
+
+
+def search_transformer(budget: int, n_runs: int, train_tokens, tune_tokens, *, widths, steps: int,
+                       chars_per_step: int, lr: float, extra_lrs=(), seed: int = 0, log=None) -> SearchResult | None:
+    """The transformer's search for `budget` in exactly n_runs short runs (the atto search's
+    count), or fewer when fewer shapes fit; None when none fits.
+
+    Shapes are tiny_transformer.shape_candidates (exact counts). The first is the widest;
+    each next one is the untried shape with the fewest axes changed from the best so far
+    (ties: candidate order), until n_runs - len(extra_lrs) shapes have trained; then the
+    winner once more at each of extra_lrs, as search_budget does. Every run trains `steps`
+    steps of about chars_per_step characters and is scored by transformer_loss on tune_tokens.
+    """
+    import time
+
     from ..models import tiny_transformer
-    from ..progress import progress
-    out = {}
-    for budget in progress(budgets, desc="transformer"):
-        cfg = tiny_transformer.contrast_config(budget, block)
-        if cfg is None:
-            out[budget] = None
-            continue
-        torch.manual_seed(seed)
-        model = tiny_transformer.TinyTransformer(cfg)
-        if model.num_params() != budget:
-            raise ValueError(f"transformer for {budget} has {model.num_params()} parameters")
-        batch = max(1, chars_per_step // cfg.block_size)
-        res = train_recipe(model, train_tokens, val_tokens[: 2 * cfg.block_size + 1], steps=steps, batch_size=batch,
-                           seq_len=cfg.block_size, lr=lr, seed=seed, progress_desc=f"transformer-{budget}")
-        out[budget] = {"config": cfg, "loss": evaluate_loss(model, val_tokens, cfg.block_size, batch_size=256),
-                       "seconds": res.train_seconds, "tokens": steps * batch * cfg.block_size}
+    t0 = time.perf_counter()
+    pool = tiny_transformer.shape_candidates(budget, widths)
+    if not pool:
+        return None
+    tune = np.asarray(tune_tokens)
+
+    def score(cfg, tag, rate):
+        model, _ = train_transformer(cfg, train_tokens, steps=steps, chars_per_step=chars_per_step, lr=rate,
+                                     seed=seed, progress_desc=f"transformer-{budget} {tag}")
+        loss = transformer_loss(model, tune)
+        if log:
+            log(f"transformer-{budget} {tag:8s} {cfg.describe():60s} {loss:.4f}")
+        return loss
+
+    keys, tried, best = list(pool), {}, None
+    while len(tried) < min(len(pool), max(1, n_runs - len(extra_lrs))):
+        key = min((k for k in keys if k not in tried), key=lambda k: (axes_changed(k, best or keys[0]), keys.index(k)))
+        tried[key] = score(pool[key], "shape", lr)
+        if best is None or tried[key] < tried[best]:
+            best = key
+    lr_losses = {lr: tried[best]}
+    for rate in extra_lrs:
+        lr_losses[rate] = score(pool[best], f"lr {rate:g}", rate)
+    best_lr = min(lr_losses, key=lr_losses.get)
+    return SearchResult(budget, tried, {k: pool[k] for k in tried}, [], pool[best], lr_losses[best_lr],
+                        time.perf_counter() - t0, best_lr, lr_losses)
+
+
+def transformer_finalists(result: SearchResult) -> list:
+    """The search winner and, when it has one layer, the best deeper shape the search tried
+    (the transformer's counterpart of finalists())."""
+    out = [result.best]
+    deeper = [(loss, result.shape_configs[k]) for k, loss in result.shape_losses.items()
+              if result.shape_configs[k].n_layer > result.best.n_layer]
+    if deeper and result.best.n_layer == 1:
+        out.append(min(deeper, key=lambda lc: lc[0])[1])
     return out
+
+
+def search_transformers(atto_search: dict, train_tokens, tune_tokens, *, n_widths: int = 3, **kw) -> dict:
+    """{budget: SearchResult or None}: each budget's transformer search with as many runs as
+    the atto search made there (search_runs), over the n_widths largest widths (search_widths).
+    kw: steps, chars_per_step, lr, extra_lrs, seed (search_transformer)."""
+    from ..progress import progress
+    return {b: search_transformer(b, search_runs(r), train_tokens, tune_tokens,
+                                  widths=search_widths(b, n_widths=n_widths), **kw)
+            for b, r in progress(list(atto_search.items()), desc="transformer search")}
+
+
+def train_transformer_series(search: dict, train_tokens, val_tokens, tune_tokens, *, seeds, steps: int,
+                             chars_per_step: int) -> SeriesRuns:
+    """The transformer's finalist round (train_finalists) over the budgets where one fits."""
+    def fit(cfg, lr, seed, desc):
+        return train_transformer(cfg, train_tokens, steps=steps, chars_per_step=chars_per_step, lr=lr, seed=seed,
+                                 progress_desc=f"transformer-{desc}")
+
+    fitted = {b: r for b, r in search.items() if r is not None}
+    return train_finalists(fitted, transformer_finalists, fit, transformer_loss, val_tokens, tune_tokens, seeds)
 
 
 def continuations(model, vocab: AttoVocab, prompts, n_chars: int, temperature: float, seed: int) -> dict:

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .atto import decode_loop
 
@@ -109,7 +109,7 @@ class TinyTransformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        B, T = idx.shape
+        T = idx.shape[1]
         if T > self.cfg.block_size:
             raise ValueError(f"sequence of {T} exceeds the block size {self.cfg.block_size}")
         x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
@@ -127,16 +127,21 @@ class TinyTransformer(nn.Module):
         return decode_loop(self, idx, self.cfg.block_size, max_new_tokens, temperature, greedy, generator)
 
 
-def contrast_config(budget: int, target_block: int = 32, vocab_size: int = 64) -> TinyTransformerConfig | None:
-    """Chapter 1's transformer for a budget: the widest power-of-two E whose embedding takes at
-    most half the budget and whose MLP can be at least E wide, one layer, heads of size 8 (one
-    head below E = 8), the block size closest to target_block that makes the count exact.
-    None when nothing fits (64 parameters)."""
-    for E in (64, 32, 16, 8, 4, 2, 1):
-        if vocab_size * E * 2 > budget:
-            continue
-        cfg = for_budget(budget, E, 1, max(1, E // 8), target_block, min_block=8, max_block=128,
-                         vocab_size=vocab_size)
-        if cfg is not None and cfg.n_mlp >= E:
-            return cfg
-    return None
+def shape_candidates(budget: int, widths, layers=(1, 2, 3), head_counts=(1, 2, 4, 8), blocks=(32, 16, 64, 128),
+                     min_block: int = 8, max_block: int = 256, vocab_size: int = 64) -> dict:
+    """{(E, n_layer, n_head, target block): config} for chapter 1's transformer search: every
+    combination that for_budget fills to exactly `budget` parameters, heads at least 2 wide
+    (one head may be narrower). Keys come widest E first, then by the order of each argument;
+    a combination that repeats an earlier configuration is left out."""
+    out, seen = {}, set()
+    for E in sorted(widths, reverse=True):
+        for L in layers:
+            for H in head_counts:
+                if E % H or (H > 1 and E // H < 2):
+                    continue
+                for target in blocks:
+                    cfg = for_budget(budget, E, L, H, target, min_block, max_block, vocab_size)
+                    if cfg is not None and cfg not in seen:
+                        seen.add(cfg)
+                        out[(E, L, H, target)] = cfg
+    return out
