@@ -93,7 +93,9 @@ def test_skipped_note_names_the_missing_rungs():
 def test_budget_note_scales_the_measured_training_time_to_the_books_budget():
     note = rl.budget_note(500, 1500, "cpu", worker_seconds=400.0, workers=2, time_share=360)
     assert "Every rung trains 500 steps (512,000 bytes), fewer than the book's 1,500" in note
-    assert "about 600 s on 2 cores" in note and "about 360 s" in note
+    assert "about 600 s on 2 cores, past the chapter's share of the book's time (about 360 s)" in note
+    cheap = rl.budget_note(500, 1500, "cpu", worker_seconds=100.0, workers=2, time_share=360)
+    assert "about 150 s on 2 cores, within the chapter's share" in cheap
     assert "Every rung trains the book's budget" in rl.budget_note(1500, 1500, "cpu", 100.0, 2, 360)
 
 

@@ -236,11 +236,13 @@ def budget_note(ladder_steps: int, book_steps: int, profile: str, worker_seconds
     if ladder_steps >= book_steps:
         return f"Every rung trains the book's budget of {book_steps:,} steps at the {profile} profile."
     scaled = worker_seconds * book_steps / ladder_steps / workers
+    fits = (f"past the chapter's share of the book's time (about {time_share:,.0f} s)" if scaled > time_share else
+            f"within the chapter's share of the book's time (about {time_share:,.0f} s) on this machine, so this "
+            "profile could afford the book's budget here")
     return (f"Every rung trains {ladder_steps:,} steps ({book_tokens(ladder_steps):,} bytes), fewer than the "
             f"book's {book_steps:,} at the {profile} profile. The ladder's runs took {worker_seconds:,.0f} s of "
             f"training in all; at the book's budget they would take about {scaled:,.0f} s on {workers} cores, "
-            f"past the chapter's share of the book's time (about {time_share:,.0f} s). The 944K rung is most "
-            "of that cost. The budget curves below show what the shorter budget changes at 60K.")
+            f"{fits}. The budget curves below show what the shorter budget changes at 60K.")
 
 
 def results_rows(final: dict, families, sizes, seeds: dict) -> tuple[list, list]:
