@@ -49,7 +49,11 @@ def test_the_sweep_table_marks_a_chosen_rate_at_the_edge_and_the_prose_names_it(
     assert header == ["model", "mode", "lr 0.003", "lr 0.01", "lr 0.03", "chosen"]
     assert rows[0] == ["60K", "fp32", 2.6, 2.4, 2.5, "0.01"]
     assert rows[1][-1] == "0.03 (edge of the sweep)"
-    assert "ternary on the 60K model" in qat.edge_sentence(sweeps) and "fp32" not in qat.edge_sentence(sweeps)
+    assert qat.edge_sentence(sweeps).startswith("The chosen rate of ternary on the 60K model lies at the edge")
+    sweeps["atto-sized"] = {"fp32": {1e-2: 2.0, 3e-2: 1.9}}
+    rates["atto-sized"] = {"fp32": 3e-2}
+    assert qat.edge_sentence(sweeps).startswith("The chosen rates of ternary on the 60K model and fp32 on the atto-sized")
+    del sweeps["atto-sized"], rates["atto-sized"]
     sweeps["60K"]["ternary"][3e-2] = 3.0
     assert qat.edge_sentence(sweeps) == "Every chosen rate lies inside its sweep."
     metrics = qat.sweep_metrics(sweeps, rates)

@@ -130,8 +130,11 @@ def edge_sentence(sweeps: dict) -> str:
              for mode, scores in per_mode.items() if rate_at_edge(scores)]
     if not edges:
         return "Every chosen rate lies inside its sweep."
-    return (f"The chosen rate of {', '.join(edges)} is the edge of its sweep: a rate beyond the ones "
-            "tried may be better, so that mode may be under-tuned here.")
+    if len(edges) == 1:
+        return (f"The chosen rate of {edges[0]} lies at the edge of its sweep: a rate beyond the ones "
+                "tried may be better, so that mode may be under-tuned here.")
+    return (f"The chosen rates of {', '.join(edges[:-1])} and {edges[-1]} lie at the edges of their sweeps: "
+            "rates beyond the ones tried may be better, so those modes may be under-tuned here.")
 
 
 def compare_models(steps: dict, train_tokens, val_tokens, seeds, rates: dict) -> dict:
