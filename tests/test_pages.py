@@ -107,9 +107,13 @@ def page_problems(html: str, page: Path | None = None, site: Path | None = None)
 
 def verdict_table(html: str) -> tuple[list[str], list[list[str]]]:
     """(header, body rows) of the page's table with a `verdict` column, each cell the text
-    a reader sees, whitespace collapsed; ([], []) when the page has none."""
+    a reader sees, whitespace collapsed and Sphinx's typographic quotes straight again;
+    ([], []) when the page has none."""
+    straight = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
     def cells(part: str, tag: str) -> list[str]:
-        return [" ".join(_text(c).split()) for c in re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}\s*>", part, re.S | re.I)]
+        return [" ".join(_text(c).translate(straight).split())
+                for c in re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}\s*>", part, re.S | re.I)]
     for tab in re.findall(r"<table\b.*?</table\s*>", html, re.S | re.I):
         header = cells(tab, "th")
         if "verdict" in header:
@@ -156,8 +160,9 @@ def test_a_clean_page_has_no_problems(tmp_path):
 def test_the_verdict_table_is_read_as_a_reader_sees_it_and_only_when_it_has_the_column():
     page = ("<table><thead><tr><th>claim</th><th>why</th></tr></thead><tbody><tr><td>a</td><td>b</td></tr>"
             "</tbody></table><table><thead><tr><th>claim</th><th>verdict</th></tr></thead><tbody>"
-            "<tr><td><p>loss &lt; 1.91</p></td><td>holds\n</td></tr><tr><td>x</td><td>refuted</td></tr></tbody></table>")
-    assert verdict_table(page) == (["claim", "verdict"], [["loss < 1.91", "holds"], ["x", "refuted"]])
+            "<tr><td><p>the kit\u2019s loss &lt; 1.91</p></td><td>holds\n</td></tr><tr><td>x</td><td>refuted</td></tr>"
+            "</tbody></table>")
+    assert verdict_table(page) == (["claim", "verdict"], [["the kit's loss < 1.91", "holds"], ["x", "refuted"]])
     assert verdict_table(page.split("</table>")[0] + "</table>") == ([], [])
 
 
@@ -275,3 +280,5 @@ def test_every_claim_row_has_the_verdict_its_rule_computes_from_this_builds_metr
         assert row[verdict] in (answer.HOLDS, answer.REFUTED, answer.NOT_COMPARABLE), row
         assert (row[verdict], row[why]) == (expected.verdict, " ".join(expected.reason.split())), claim.claim
         assert (ch10["verdict"], ch10["why"]) == (expected.verdict, expected.reason), claim.claim
+    header10, rows10 = verdict_table((site / "notebooks" / "10_how_small.html").read_text(encoding="utf-8"))
+    assert header10 == header[:len(header10)] and rows10 == [row[:len(header10)] for row in rows]
