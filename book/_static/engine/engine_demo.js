@@ -39,11 +39,11 @@
   var pick = el("select", {id: "engine-model"});
   var file = el("input", {id: "engine-file", type: "file"});
   var prompt = el("input", {id: "engine-prompt", type: "text", size: "40", value: "Once upon a time"});
-  var length = el("input", {id: "engine-length", type: "number", min: "1", max: "2000", value: "200"});
+  var length = el("input", {id: "engine-length", type: "number", min: "1", max: "2000", value: "200", style: "width: 5em"});
   var mode = el("select", {id: "engine-mode"});
   ["greedy", "sample"].forEach(function (m) { mode.appendChild(el("option", {value: m}, m)); });
-  var temperature = el("input", {id: "engine-temperature", type: "number", step: "0.1", min: "0.1", value: "0.8"});
-  var seed = el("input", {id: "engine-seed", type: "number", value: "0"});
+  var temperature = el("input", {id: "engine-temperature", type: "number", step: "0.1", min: "0.1", value: "0.8", style: "width: 4em"});
+  var seed = el("input", {id: "engine-seed", type: "number", value: "0", style: "width: 6em"});
   var path = el("select", {id: "engine-path"});
   [["f32", "float32"], ["i8", "8-bit integer"]].forEach(function (p) { path.appendChild(el("option", {value: p[0]}, p[1])); });
   var go = el("button", {id: "engine-generate", type: "button"}, "Generate");
