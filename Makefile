@@ -15,7 +15,7 @@ MATHJAX := mathjax@3.2.2
 INSTALLED := $(VENV)/.installed
 MATHJAX_JS := .cache/vendor/node_modules/mathjax/es5/tex-chtml.js
 
-.PHONY: book test install sysdeps vendor corpora clean
+.PHONY: book test install sysdeps vendor corpora clean lab
 
 book: install
 	$(BIN)/atome book --profile $(PROFILE)
@@ -27,13 +27,19 @@ test: install
 
 install: $(INSTALLED) sysdeps vendor corpora
 
+# JupyterLab on the chapters, reachable only from this machine (open the URL it prints).
+LAB_PORT ?= 8888
+lab: install
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
+
 # torch first (the CPU wheel on disk unless TORCH_VARIANT=cuda): installed afterwards by the
 # project's dependencies it would pull whatever build the index offers.
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 	  { echo "python venv unavailable; installing python3-venv"; apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -qq --disable-pip-version-check $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
-	$(BIN)/python -m pip install -qq --disable-pip-version-check -e '.[test,eval]'
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -e '.[book,test,eval,cluster]'
 	$(BIN)/python -c "import torch, sys; v = torch.__version__; cuda = '$(TORCH_VARIANT)' == 'cuda'; \
 	  ok = v.startswith('2.13.0') and (torch.version.cuda is not None if cuda else '+cpu' in v); \
 	  sys.exit(0 if ok else 'unexpected torch ' + v + ' for TORCH_VARIANT=$(TORCH_VARIANT)')"

@@ -85,6 +85,9 @@ def build_library(variant: str = "release") -> Path:
     if variant not in LIBRARIES:
         raise ValueError(f"variant must be one of {list(LIBRARIES)}, got {variant!r}")
     target = ENGINE_DIR / "build" / LIBRARIES[variant]
+    if not (ENGINE_DIR / "Makefile").is_file():   # a plain `pip install .` ships no C sources
+        raise EngineBuildError(f"the C engine's sources are not at {ENGINE_DIR}: install from a checkout "
+                               "(pip install -e .) or set ATOME_ENGINE_LIB to a built libatome.so")
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         raise EngineBuildError(f"no C compiler: {cc!r} is not on PATH. Install one (Debian: "
