@@ -155,3 +155,39 @@ def test_a_failing_cell_fails_the_plain_build_naming_the_notebook(tmp_path):
     assert proc.returncode != 0
     assert "notebooks/99_fails.ipynb" in proc.stdout + proc.stderr
     assert "a deliberate failure" in proc.stdout + proc.stderr
+
+
+def test_a_reader_s_cached_run_is_forgotten_only_when_what_it_reads_changed(tmp_path):
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    from atome_core.book.runner import Chapter
+    from atome_core.book.sphinx_ext import forget_if_inputs_changed
+
+    path = tmp_path / "10_how_small.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    nbformat.write(nb, path)
+    cache_path = tmp_path / "cache"
+    cache = get_cache(str(cache_path))
+
+    def cached() -> bool:
+        try:
+            cache.match_cache_notebook(nbformat.read(path, as_version=4))
+            return True
+        except KeyError:
+            return False
+
+    def run_it():
+        cache.cache_notebook_bundle(CacheBundleIn(nbformat.read(path, as_version=4), str(path)),
+                                    check_validity=False, overwrite=True)
+
+    chapter = Chapter("10_how_small", path, "notebooks/10_how_small")
+    run_it()
+    forget_if_inputs_changed(chapter, {"04_ab_60k": b'{"a": 1}'}, cache_path)   # never recorded: run again
+    assert not cached()
+    run_it()
+    forget_if_inputs_changed(chapter, {"04_ab_60k": b'{"a": 1}'}, cache_path)
+    assert cached()
+    forget_if_inputs_changed(chapter, {"04_ab_60k": b'{"a": 2}'}, cache_path)
+    assert not cached()

@@ -47,6 +47,7 @@ def on_config_inited(app, config) -> None:
         config.nb_execution_mode = "off"
         return
     root, build, profile = Path(app.srcdir), build_dir(), book_profile()
+    runner.check_reads(runner.list_chapters(root), profiles_mod.load_profiles(root / "profiles.yml"))
     config.atome_profile = profile
     # The kernels inherit this process's environment: the same one `atome book` gives them.
     for name, value in QUIET_ENV.items():
@@ -128,9 +129,8 @@ def forget_if_inputs_changed(chapter: runner.Chapter, inputs: dict, cache_path: 
         return
     cache = get_cache(str(cache_path))
     try:
-        cached = cache.match_cache_notebook(nbformat.read(chapter.path, as_version=4))
-        cache.remove_cache_record(cached.pk)
-    except KeyError:
+        cache.remove_cache(cache.match_cache_notebook(nbformat.read(chapter.path, as_version=4)).pk)
+    except KeyError:   # nothing cached for this notebook's code
         pass
     record[chapter.name] = digest
     cache_path.mkdir(parents=True, exist_ok=True)
