@@ -26,7 +26,7 @@ def grid_book(tmp_path, monkeypatch):
     make_notebook(root / "notebooks" / "a.ipynb", """
         if P.n == 3:
             raise ValueError("n = 3 is refused")
-        results.save_metrics({'product': P.n * P.m, 'fit': {'n': P.n}})
+        results.save_metrics({'product': P.n * P.m, 'm': P.m, 'fit': {'n': P.n}})
     """, extra_params="m = None")
     build = tmp_path / "_build"
     published = build / "results" / "smoke" / "a" / "metrics.json"
@@ -65,6 +65,7 @@ def test_a_sweep_on_a_dask_local_cluster_runs_the_grid_without_touching_publishe
     assert tree_bytes(build / "results") == before
     assert out["runs"] == {r: "executed" for r in ("n=1,m=10", "n=1,m=20", "n=2,m=10", "n=2,m=20")}
     rows = table(out["dir"])
+    assert all(r["metrics.m"] == r["m"] for r in rows)   # a metric named like a parameter keeps its column
     assert [(r["n"], r["m"], r["product"], r["fit.n"]) for r in rows] == [
         ("1", "10", "10", "1"), ("1", "20", "20", "1"), ("2", "10", "20", "2"), ("2", "20", "40", "2")]
     run = out["dir"] / "n=2,m=20"

@@ -194,7 +194,8 @@ def flat_metrics(metrics: dict) -> dict:
 
 
 def collect(sweep: Path, grid: dict, runs: list[tuple[dict, Path]]) -> tuple[list, list]:
-    """(header, rows): the varied parameters, the status, then every metric any run wrote."""
+    """(header, rows): the varied parameters, the run, its status, then every metric any run
+    wrote (as "metrics.NAME" when a parameter has that name)."""
     records = []
     for point, run in runs:
         failure = run / "failure.json"
@@ -208,7 +209,8 @@ def collect(sweep: Path, grid: dict, runs: list[tuple[dict, Path]]) -> tuple[lis
                 metrics = {}
         records.append((point, status, metrics))
     keys = sorted({k for _, _, m in records for k in m})
-    header = [*grid, "run", "status", *keys]
+    # a metric named like a parameter (a chapter may record its `steps`) gets its own column
+    header = [*grid, "run", "status", *(f"metrics.{k}" if k in grid else k for k in keys)]
     rows = [[*point.values(), run.name, status, *(m.get(k) for k in keys)]
             for (point, status, m), (_, run) in zip(records, runs)]
     return header, rows
