@@ -191,10 +191,10 @@ def test_export_writes_a_model_card_that_inspect_shows(files, capsys):
     assert card["blob_sha256"] == hashlib.sha256((files / "model.atmb").read_bytes()).hexdigest()
     assert cli.main(["inspect", str(files / "model.atmb")]) == 0
     out = capsys.readouterr().out
-    assert re.search(rf"^card\s+corpus_sha256\s+{text_sha}$", out, re.M)
+    assert re.search(rf"^card\s+corpus_sha256\s+{text_sha}$", out, re.MULTILINE)
     assert "describes another file" not in out
     assert cli.main(["inspect", str(files / "model.safetensors")]) == 0
-    assert re.search(rf"^card\s+val_bpb\s+{summary['val_bpb']}$", capsys.readouterr().out, re.M)
+    assert re.search(rf"^card\s+val_bpb\s+{summary['val_bpb']}$", capsys.readouterr().out, re.MULTILINE)
 
 
 def test_a_card_beside_another_blob_is_flagged(files, tmp_path, capsys):
