@@ -9,7 +9,8 @@ extension, which makes that build the same book `atome book` renders:
   notebook runs again when its code, the profile, or the atome_core source (and data
   manifests, runner.source_fingerprint) change, as with `atome book`. Both are Sphinx
   config values, so a change re-reads every page. Older caches of the profile are removed.
-- A chapter that reads others' results (`reads:` in profiles.yml) is read after them, and
+- The chapters are read, and so executed, in the runner's order (runner.execution_order:
+  a chapter that reads others' results, `reads:` in profiles.yml, after them), and a reader
   is executed again when their published metrics.json changed since its cached run.
 - The pages that include generated tables (book/intro.md: the claims table, and
   book/reproducing.md: the build table) are read after every chapter, and re-read
@@ -47,7 +48,7 @@ def on_config_inited(app, config) -> None:
         config.nb_execution_mode = "off"
         return
     root, build, profile = Path(app.srcdir), build_dir(), book_profile()
-    runner.check_reads(runner.list_chapters(root), profiles_mod.load_profiles(root / "profiles.yml"))
+    execution_order(root)   # refuses reads of chapters not in the book, and cycles, as atome book does
     config.atome_profile = profile
     # The kernels inherit this process's environment: the same one `atome book` gives them.
     for name, value in QUIET_ENV.items():
@@ -92,12 +93,17 @@ def on_env_get_outdated(app, env, added, changed, removed) -> list[str]:
     return more + [p for p in TABLE_PAGES if p in env.found_docs]
 
 
+def execution_order(root: Path) -> list[runner.Chapter]:
+    return runner.execution_order(runner.list_chapters(root), profiles_mod.load_profiles(root / "profiles.yml"))
+
+
 def on_env_before_read_docs(app, env, docnames: list) -> None:
-    """Read in toc order (a reader after the chapters it reads), the table pages last."""
+    """Read (and so execute) the chapters in the runner's order, each after the chapters it
+    reads; prose pages first, the table pages last."""
     if _rendering_only(app):
         return
-    order = {entry: i for i, entry in enumerate(runner.toc_files(Path(app.srcdir)))}
-    docnames.sort(key=lambda d: (d in TABLE_PAGES, order.get(d, len(order)), d))
+    rank = {ch.toc_entry: i for i, ch in enumerate(execution_order(Path(app.srcdir)))}
+    docnames.sort(key=lambda d: (d in TABLE_PAGES, rank.get(d, -1), d))
 
 
 def on_source_read(app, docname: str, source: list) -> None:
