@@ -236,6 +236,8 @@ def train_one_cell(args, device: str) -> int:
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be 0 or more steps, got {args.checkpoint_every}")
     overrides = train_overrides(args)
+    if args.corpus == "file" and not args.corpus_path:
+        raise ValueError("--corpus file needs --corpus-path FILE: any UTF-8 text file")
     corpus_name, train_tokens, val_tokens = load_ladder_corpus(args.corpus, args.corpus_path)
     if args.val_bytes is not None:
         if args.val_bytes < 1:

@@ -97,7 +97,7 @@ BAD_INPUTS = [
     (["train", "--model", "routed", "--size", "15k", "--tokens", "100", "--out", "{d}/t.safetensors",
       "--corpus", "nope"], 2, "unknown corpus 'nope'"),
     (["train", "--model", "routed", "--size", "15k", "--tokens", "100", "--out", "{d}/t.safetensors",
-      "--corpus", "file"], 2, "needs a path"),
+      "--corpus", "file"], 2, "--corpus file needs --corpus-path FILE"),
     (["train", "--model", "routed", "--size", "15k", "--tokens", "100", "--out", "{d}/t.safetensors",
       "--corpus", "file", "--corpus-path", "{d}/random.bin"], 2, "random.bin: looks like a binary file"),
     (["train", "--model", "routed", "--size", "15k", "--tokens", "100", "--out", "{d}/t.safetensors",
