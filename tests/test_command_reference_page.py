@@ -24,3 +24,5 @@ def test_the_command_reference_page_renders_without_warnings(tmp_path):
     html = (tmp_path / "_build" / "html" / "book" / "commands.html").read_text()
     for name in ("atome generate", "atome qemu", "atome atto train", "ATOME_TINYSTORIES", "--max-new-tokens"):
         assert name in html, name
+    from test_pages import page_problems  # what a reader must never see on any page
+    assert page_problems(html) == []
