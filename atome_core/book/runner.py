@@ -322,6 +322,13 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
     shutil.copy2(src, dst)
 
 
+def command_reference() -> str:
+    """`atome commands`' Markdown, which book/commands.md includes. Run as a command: the
+    command line is the layer above the book."""
+    return subprocess.run([sys.executable, "-m", "atome_core.cli", "commands"], check=True,
+                          capture_output=True, text=True).stdout
+
+
 def _write_if_changed(path: Path, text: str) -> None:
     if path.exists() and path.read_text() == text:
         return
@@ -435,6 +442,9 @@ def assemble_source(root: Path, build: Path, profile: str, chapters: list[Chapte
     claims_table = src / "book" / "_generated" / "claims.md"
     _write_if_changed(claims_table, claims.claims_markdown(claims.load_metrics(build / "results" / profile), profile))
     wanted.add(claims_table)
+    commands = src / "book" / "_generated" / "commands.md"
+    _write_if_changed(commands, command_reference())
+    wanted.add(commands)
     # Drop what is no longer part of the book (pages out of the toc, files of an older layout).
     for p in sorted(src.rglob("*"), reverse=True):
         if p.is_file() and p not in wanted:
