@@ -192,3 +192,10 @@ def test_the_n_gram_search_tries_its_winner_at_each_extra_rate_and_counts_every_
                                   extra_lrs=(5e-3, 2e-2))
     assert set(r.lr_losses) == {1e-2, 5e-3, 2e-2} and r.lr_losses[r.lr] == min(r.lr_losses.values())
     assert atto_series.search_runs(r) == len(r.shape_losses) + len(r.variant_losses) + 2
+
+
+def test_family_seconds_add_each_budget_s_search_and_kept_runs_only_at_the_budgets_asked():
+    search = {256: SimpleNamespace(seconds=2.0), 1024: SimpleNamespace(seconds=5.0)}
+    runs = SimpleNamespace(losses={256: {}, 1024: {}}, seconds={256: {0: 1.0, 1: 1.5}, 1024: {0: 4.0}})
+    assert ac.family_seconds(search, runs) == 2.0 + 2.5 + 5.0 + 4.0
+    assert ac.family_seconds(search, runs, [256]) == 4.5

@@ -172,6 +172,13 @@ def transformer_metrics(tf_search: dict, tf_runs) -> dict:
     return out
 
 
+def family_seconds(search: dict, runs, budgets=None) -> float:
+    """Seconds a family spent on its searches and its kept runs at `budgets` (default: every
+    budget it trained)."""
+    budgets = list(runs.losses) if budgets is None else list(budgets)
+    return sum(search[b].seconds + sum(runs.seconds[b].values()) for b in budgets)
+
+
 def contest_rows(budgets, spread: dict, tf_spread: dict) -> list:
     """budget, n-gram bits/char (mean ± sd), transformer bits/char (mean ± sd), transformer −
     n-gram (bits/char), the better family by the mean over seeds, and whether the gap is
