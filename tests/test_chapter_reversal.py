@@ -173,7 +173,12 @@ def test_rankings_say_plainly_when_the_longer_budget_changes_the_order():
     ranks = rl.rankings_glue(CURVES, 2048, {"routed": 4.1, "modern": 4.3})
     assert ranks["rank_ladder_budget"] == "routed (4.000) < modern (4.200)"
     assert ranks["rank_book_budget"] == "modern (3.000) < routed (3.500)"
-    assert ranks["rank_holds"] == "no" and "The ranking changes with the budget" in ranks["rank_verdict"]
+    assert ranks["rank_holds"] == "no" and ranks["rank_verdict"].startswith(
+        "The ranking changes with the budget: routed is ahead of modern at the ladder's budget and behind it at "
+        "the longer one (routed leads at the ladder's budget, modern at the longer one).")
+    three = {**CURVES, "vanilla": [(1024, 5.2), (2048, 4.5), (4096, 3.2)]}
+    verdict = rl.rankings_glue(three, 2048, {})["rank_verdict"]
+    assert "vanilla is ahead of routed" not in verdict and "routed is ahead of vanilla at the ladder's budget" in verdict
     assert ranks["curve_tokens"] == "4,096" and ranks["ladder_tokens"] == "2,048"
     same = rl.rankings_glue(CURVES, 4096, {"routed": 4.1, "modern": 4.3})
     assert same["rank_holds"] == "yes" and "still holds" in same["rank_verdict"]

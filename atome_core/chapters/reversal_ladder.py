@@ -315,12 +315,16 @@ def rankings_glue(curves: dict, ladder_tokens: int, ladder_medians: dict) -> dic
     end_tokens = {p[-1][0] for p in curves.values()}
     if len(end_tokens) != 1:
         raise ValueError("the budget curves end at different budgets")
-    same = ranking(at_ladder) == ranking(at_end)
+    short, long = ranking(at_ladder), ranking(at_end)
+    same = short == long
+    swapped = [f"{a} is ahead of {b} at the ladder's budget and behind it at the longer one"
+               for i, a in enumerate(short) for b in short[i + 1:] if long.index(a) > long.index(b)]
+    lead = (f"{short[0]} leads at both" if short[0] == long[0] else
+            f"{short[0]} leads at the ladder's budget, {long[0]} at the longer one")
     verdict = ("The ranking at the ladder's budget still holds at the longer one." if same else
-               f"The ranking changes with the budget: {ranking(at_end)[0]} leads at the longer budget, "
-               f"{ranking(at_ladder)[0]} at the ladder's. The ladder's ranking at this rung is a statement about "
-               "a short budget, not about the families' end points; chapters 4 and 9, which train the longer "
-               "budget, see the longer one's ranking.")
+               f"The ranking changes with the budget: {'; '.join(swapped)} ({lead}). The ladder's ranking at this "
+               "rung is a statement about a short budget, not about the families' end points; chapters 4 and 9, "
+               "which train the longer budget, see the longer one's ranking.")
     return {"rank_ladder_budget": ranking_text(at_ladder), "rank_book_budget": ranking_text(at_end),
             "rank_ladder_medians": ranking_text(ladder_medians), "rank_holds": "yes" if same else "no",
             "rank_verdict": verdict, "curve_tokens": f"{end_tokens.pop():,}", "ladder_tokens": f"{ladder_tokens:,}"}
