@@ -283,3 +283,12 @@ def test_a_curve_point_of_a_longer_run_is_bit_for_bit_the_shorter_run_s_final_sc
         scores.append({h["step"]: h["val_loss"] for h in result.history if "val_loss" in h})
     assert np.float64(scores[1][4]).view(np.uint64) == np.float64(scores[0][4]).view(np.uint64)
     assert scores[1][8] != scores[1][4]
+
+
+def test_an_ablation_trained_for_fewer_steps_is_scored_beside_the_full_runs_point_at_that_step():
+    run = SimpleNamespace(final_val_loss=2.0 * math.log(2),
+                          history=[{"step": 5, "val_loss": 3.0 * math.log(2)}, {"step": 8},
+                                   {"step": 10, "val_loss": 2.0 * math.log(2)}])
+    assert ab.bpb_after(run, 5) == pytest.approx(3.0) and ab.bpb_after(run, None) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="no curve point at step 8"):
+        ab.bpb_after(run, 8)

@@ -2,13 +2,11 @@
 and the tables and numbers the chapter shows.
 
 Every run trains with the book's recipe (atome_core.recipe.book_config) at the kit's one
-learning rate, so the claim is tested on its own terms. Every validation point of a run's
-curve scores the whole validation split (the final score's windows), so the curve's point
-at the book's cpu budget is that budget's result: with a constant rate and no warmup the
-first 1,500 steps of a 3,000-step run are the 1,500-step run. From the curves come the
-ranking at each budget and the comparison with the kit at its own step counts
-(`baseline_finding`). The chapter publishes two routed models for chapters 3 and 7
-(`PUBLISHED_MODELS`, written by `publish_models`).
+rate, so the claim is tested on its own terms. Each point of a run's curve scores the whole
+validation split, so with a constant rate and no warmup the curve's point at step k is the
+k-step run's result: from the curves come the ranking at each budget, the comparison with
+the kit at its own step counts (`baseline_finding`) and the ablations' baseline. The chapter
+publishes two routed models for chapters 3 and 7 (`PUBLISHED_MODELS`, `publish_models`).
 """
 import math
 
@@ -26,7 +24,6 @@ KIT_STEPS = {"3000 steps, 1 seed": 3000, "1500 steps, median of 3 seeds": 1500}
 KIT_TRAIN_SECONDS = {"routed": 195, "vanilla param-fair": 95}
 # reported validation losses of the published 944K checkpoints (nats per byte, the kit's split)
 KIT_944K_VAL_NATS = {"routed": 1.0545, "vanilla": 0.9337}
-
 # the four models of the main comparison, in the order of every table and figure
 MAIN = ["routed", "vanilla param-fair", "vanilla flash-fair", "modern"]
 # the training speed we set out to reach: routed at this fraction of vanilla's tokens per second
@@ -144,9 +141,11 @@ def size_comparison(params: dict, sizes: dict) -> dict:
 # -- training ------------------------------------------------------------------------------------
 
 
-def train_jobs(splits: dict, specs: dict, seeds_of: dict, main_corpus: str, base) -> list:
+def train_jobs(splits: dict, specs: dict, seeds_of: dict, main_corpus: str, base,
+               ablation_steps: int | None = None) -> list:
     """Every training run, named "corpus|model|seed": the four models for each seed of each
-    corpus, and on the main corpus the ablations for its first seed only."""
+    corpus, and on the main corpus the ablations for its first seed only, trained
+    `ablation_steps` steps (None: as long as the others)."""
     import dataclasses
 
     from ..train import TrainJob
@@ -158,9 +157,10 @@ def train_jobs(splits: dict, specs: dict, seeds_of: dict, main_corpus: str, base
                 if name not in MAIN and seed != seeds_of[corpus_name][0]:
                     continue   # ablations: one seed
                 cls, cfg = specs[name]
+                steps = ablation_steps if name not in MAIN and ablation_steps else base.steps
                 jobs.append(TrainJob(name=f"{corpus_name}|{name}|{seed}", model_class=cls, model_config=cfg,
                                      train_tokens=train_tokens, val_tokens=val_tokens,
-                                     cfg=dataclasses.replace(base, seed=seed), init_seed=seed))
+                                     cfg=dataclasses.replace(base, seed=seed, steps=steps), init_seed=seed))
     return jobs
 
 
@@ -430,6 +430,8 @@ def publish_models(jobs: list, runs: dict, main_corpus: str, folder) -> dict:
     run_names = dict(zip(PUBLISHED_MODELS, [f"{main_corpus}|routed|0", f"shakespeare|{ACT8}|0"]))
     published = {}
     for name, run_name in run_names.items():
+        if run_name not in runs:      # seed 0 not among this run's seeds (a sweep): nothing to publish
+            continue
         job, run = job_of[run_name], runs[run_name]
         extra = {"act_bits": job.model_config.quant.act_bits} if ACT8 in run_name else {}
         val_bpb = run.final_val_loss / math.log(2)
@@ -497,13 +499,23 @@ def job_speeds(runs: dict, corpus_name: str) -> dict:
 # -- what each pathway contributes ---------------------------------------------------------------
 
 
-def ablation_scores(trained, val_tokens, seq_len: int, runs: dict, main_corpus: str, first_seed) -> dict:
-    """Bits per byte of the trained routed model, whole and with each pathway switched off,
-    and of the models trained without each pathway (None where not trained)."""
+def bpb_after(run, steps: int | None) -> float:
+    """Validation bits per byte of a run after `steps` steps (None: its end), from its curve
+    point there (the whole split at a constant rate: the score of a run that long)."""
+    at = [h["val_loss"] for h in run.history if h["step"] == (steps or run.history[-1]["step"]) and "val_loss" in h]
+    if not at:
+        raise ValueError(f"the run has no curve point at step {steps}: eval_every must divide it")
+    return at[-1] / math.log(2)
+
+
+def ablation_scores(trained, val_tokens, seq_len: int, runs: dict, main_corpus: str, first_seed,
+                    trained_steps: int | None = None) -> dict:
+    """Bits per byte of the trained routed model, whole and with each pathway switched off, and
+    of models trained `trained_steps` steps without each (None where not trained)."""
     from .. import evaluate
     from ..models import routed
     full = evaluate.score(trained, val_tokens, seq_len).bits_per_byte
-    full_trained = runs[f"{main_corpus}|routed|{first_seed}"].final_val_loss / math.log(2)
+    full_trained = bpb_after(runs[f"{main_corpus}|routed|{first_seed}"], trained_steps)
     ablation = {}
     for pathway in routed.PATHWAYS:
         with trained.ablate(pathway):
@@ -511,13 +523,16 @@ def ablation_scores(trained, val_tokens, seq_len: int, runs: dict, main_corpus: 
         key = f"{main_corpus}|routed without {pathway}|{first_seed}"
         without = runs[key].final_val_loss / math.log(2) if key in runs else None
         ablation[pathway] = {"switched_off_bpb": off, "trained_without_bpb": without}
-    return {"full_bpb": full, "full_trained_bpb": full_trained, "pathways": ablation}
+    return {"full_bpb": full, "full_trained_bpb": full_trained, "trained_steps": trained_steps,
+            "pathways": ablation}
 
 
 def ablation_table(scores: dict) -> tuple[list, list]:
     """(header, rows): per pathway, bits per byte switched off and trained without, and
     each one's change from the full model."""
-    header = ["pathway", "switched off: bits per byte", "change", "trained without: bits per byte", "change"]
+    steps = scores.get("trained_steps")
+    trained = f"trained {steps:,} steps without" if steps else "trained without"
+    header = ["pathway", "switched off: bits per byte", "change", f"{trained}: bits per byte", "change"]
     rows = [["none (full model)", scores["full_bpb"], "—", scores["full_trained_bpb"], "—"]]
     for pathway, a in scores["pathways"].items():
         without = a["trained_without_bpb"]
