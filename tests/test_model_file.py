@@ -161,3 +161,17 @@ def test_bad_input_exits_2_and_a_failed_run_1_with_one_line(tmp_path, capsys):
     data[200] ^= 1
     blob.write_bytes(bytes(data))
     assert atome(["inspect", str(blob)]) == 1          # inspect ran and found the blob invalid
+
+
+def test_saving_the_same_model_twice_gives_the_same_bytes(tmp_path):
+    import hashlib
+
+    from safetensors.numpy import load_file as load_numpy
+    torch.manual_seed(0)
+    model = RoutedLM(RoutedConfig(d_model=16, n_layers=1, d_head=8, top_k=2, kernel_size=3))
+    info = {f"key{i}": i for i in range(20)}
+    digests = {hashlib.sha256(save_model(model, tmp_path / f"m{i}.safetensors", info=info).read_bytes()).hexdigest()
+               for i in range(8)}
+    assert len(digests) == 1
+    loaded = load_numpy(str(tmp_path / "m0.safetensors"))
+    assert set(loaded) == set(model.state_dict())

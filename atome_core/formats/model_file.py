@@ -108,7 +108,19 @@ def save_model(model, path, tokenizer=None, info: dict | None = None) -> Path:
     meta = {"format": FORMAT, "family": family, "config": json.dumps(dataclasses.asdict(model.cfg)),
             "tokenizer": tokenizer_json(tokenizer), "info": json.dumps(info or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return write_atomic(Path(path), save(tensors, metadata=meta))
+    return write_atomic(Path(path), canonical_header(save(tensors, metadata=meta)))
+
+
+def canonical_header(data: bytes) -> bytes:
+    """A safetensors file with its JSON header's keys sorted: the library writes its metadata
+    in an arbitrary order, so the same model would give other bytes (and another sha256) on
+    every save. Same length (the header is padded with spaces, as the format allows)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:
+        raise ValueError("the sorted safetensors header is longer than the original")
+    return data[:8] + text + b" " * (n - len(text)) + data[8 + n:]
 
 
 def read_model_file(path) -> ModelFile:
