@@ -1,9 +1,21 @@
 """Where things live: the repository root, the build folder, caches."""
 import os
+import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
+# where a plain `pip install .` puts the files a checkout keeps beside the package
+# (pyproject.toml's data-files: the C engine's sources, the corpus manifest)
+INSTALLED_SHARE = Path(sys.prefix) / "share" / "atome"
+
+
+def beside_package(relative: str) -> Path:
+    """A file or folder a checkout keeps beside the package ("c_engine", "data/corpora.yml"):
+    the checkout's, else the installed copy under <prefix>/share/atome (when there is one)."""
+    in_checkout = REPO_ROOT / relative
+    installed = INSTALLED_SHARE / relative
+    return installed if not in_checkout.exists() and installed.exists() else in_checkout
 
 
 def repo_root() -> Path:

@@ -18,9 +18,9 @@ import numpy as np
 import yaml
 
 from ..files import write_atomic
-from ..paths import REPO_ROOT, cache_dir
+from ..paths import beside_package, cache_dir
 
-MANIFEST_PATH = REPO_ROOT / "data" / "corpora.yml"
+MANIFEST_PATH = beside_package("data/corpora.yml")
 TINYSTORIES_ENV = "ATOME_TINYSTORIES"
 TINYSTORIES_SEPARATOR = "<|endoftext|>"
 USER_CORPORA = ("tinystories", "file")  # loaded from a path the user gives

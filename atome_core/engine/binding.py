@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import formats
-from ..paths import PACKAGE_DIR
+from ..paths import REPO_ROOT, beside_package, cache_dir
 
-ENGINE_DIR = PACKAGE_DIR.parent / "c_engine"
+ENGINE_DIR = beside_package("c_engine")
 PATHS = {"f32": 0, "i8": 1}
 DEFAULT_WINDOW = 128
 f32 = np.float32
@@ -84,17 +84,19 @@ def build_library(variant: str = "release") -> Path:
     """Build c_engine/build/<lib> with make (a no-op when up to date); its path."""
     if variant not in LIBRARIES:
         raise ValueError(f"variant must be one of {list(LIBRARIES)}, got {variant!r}")
-    target = ENGINE_DIR / "build" / LIBRARIES[variant]
-    if not (ENGINE_DIR / "Makefile").is_file():   # a plain `pip install .` ships no C sources
+    # a checkout builds in c_engine/build; an installed copy of the sources in the user's cache
+    build = ENGINE_DIR / "build" if ENGINE_DIR == REPO_ROOT / "c_engine" else cache_dir() / "c_engine-build"
+    target = build / LIBRARIES[variant]
+    if not (ENGINE_DIR / "Makefile").is_file():
         raise EngineBuildError(f"the C engine's sources are not at {ENGINE_DIR}: install from a checkout "
-                               "(pip install -e .) or set ATOME_ENGINE_LIB to a built libatome.so")
+                               "(pip install . or -e .) or set ATOME_ENGINE_LIB to a built libatome.so")
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         raise EngineBuildError(f"no C compiler: {cc!r} is not on PATH. Install one (Debian: "
                                "apt-get install --no-install-recommends gcc make) or set CC")
     if shutil.which("make") is None:
         raise EngineBuildError("`make` is not on PATH (Debian: apt-get install --no-install-recommends make)")
-    run = subprocess.run(["make", "-s", "-C", str(ENGINE_DIR), f"build/{LIBRARIES[variant]}"],
+    run = subprocess.run(["make", "-s", "-C", str(ENGINE_DIR), f"BUILD={build}", str(target)], check=False,
                          capture_output=True, text=True)
     if run.returncode != 0 or not target.is_file():
         raise EngineBuildError(f"building {target.name} failed:\n{run.stdout}{run.stderr}")
