@@ -8,6 +8,7 @@ from atome_core.evaluate import median_and_range
 from atome_core.models.modern import ModernConfig
 from atome_core.models.presets import preset_config
 from atome_core.models.vanilla import VanillaConfig
+from atome_core.recipe import best_rates, book_config, tuning_split
 from atome_core.train import run_jobs
 
 
@@ -135,7 +136,7 @@ def test_the_claims_carry_every_key_the_closing_chapter_reads():
 # -- the runs ----------------------------------------------------------------------------------------
 
 def test_the_recipe_is_the_kits_shape_at_the_rate_given():
-    cfg = fr.recipe_config(100, 3e-3, seed=1)
+    cfg = book_config(100, 3e-3, seed=1)
     assert (cfg.batch_size, cfg.seq_len, cfg.schedule, cfg.warmup_steps, cfg.weight_decay, cfg.grad_clip) == \
         (16, 64, "constant", 0, 0.0, None)
     assert cfg.lr == 3e-3 and cfg.seed == 1
@@ -151,15 +152,15 @@ def test_the_grid_gives_extra_seeds_only_to_the_named_sizes_and_refuses_unknown_
 
 def test_the_tuning_slice_is_the_end_of_the_training_bytes_and_never_the_validation():
     train = np.arange(100)
-    rest, tune = fr.tuning_split(train, 10)
+    rest, tune = tuning_split(train, 10)
     assert rest.tolist() == list(range(90)) and tune.tolist() == list(range(90, 100))
     with pytest.raises(ValueError):
-        fr.tuning_split(train, 60)
+        tuning_split(train, 60)
 
 
 def test_the_sweep_picks_each_familys_lowest_tuning_score():
     sweep = {"modern": {1e-3: 3.0, 3e-3: 2.5, 1e-2: 2.7}, "routed": {1e-3: 3.1, 3e-3: 3.1}}
-    assert fr.best_rates(sweep) == {"modern": 3e-3, "routed": 1e-3}
+    assert best_rates(sweep) == {"modern": 3e-3, "routed": 1e-3}
 
 
 def test_a_tiny_grid_trains_scores_and_quantises_end_to_end():
@@ -201,7 +202,7 @@ def test_without_the_tinystories_sample_a_stand_in_is_named_and_its_claims_are_n
 
 def test_a_chosen_rate_at_the_edge_of_the_sweep_is_marked():
     sweep = {"routed": {1e-3: 3.0, 1e-2: 2.5}, "modern": {1e-3: 3.0, 3e-3: 2.4, 1e-2: 2.6}}
-    _, rows = fr.sweep_rows(sweep, fr.best_rates(sweep))
+    _, rows = fr.sweep_rows(sweep, best_rates(sweep))
     chosen = {row[0]: row[-1] for row in rows}
     assert chosen["routed ternary"] == "0.01 (edge of the sweep)"
     assert chosen["modern FP32"] == "0.003"

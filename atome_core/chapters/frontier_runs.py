@@ -23,12 +23,11 @@ import numpy as np
 from ..evaluate import eval_windows
 from ..models import family
 from ..models.presets import ladder_config, preset_config
-from ..recipe import BOOK_RECIPE, best_rates, book_config, rate_at_edge, tuning_split  # noqa: F401 (the notebook calls fr.best_rates, fr.tuning_split)
+from ..recipe import book_config, rate_at_edge, tuning_split
 from ..train import TrainConfig, TrainJob
 
 LN2 = math.log(2)
 WINDOW = 64
-FRONTIER_RECIPE = BOOK_RECIPE
 ARMS = ("routed", "vanilla", "modern", "modern-ternary", "modern-ternary-x2")
 LABELS = {"routed": "routed ternary", "vanilla": "vanilla FP32", "modern": "modern FP32",
           "modern-ternary": "modern ternary", "modern-ternary-x2": "modern ternary x2", "atto": "atto"}
@@ -36,11 +35,6 @@ FP32_ARMS = ("vanilla", "modern", "atto")     # the arms also scored after post-
 
 
 # -- the recipe ---------------------------------------------------------------------------------
-
-def recipe_config(steps: int, lr: float, seed: int, eval_every: int = 0, eval_batches: int = 8) -> TrainConfig:
-    """The book's recipe for `steps` optimizer steps at learning rate `lr`."""
-    return book_config(steps, lr, seed, eval_every, eval_batches)
-
 
 def recipe_rows(steps: int) -> tuple[list, list]:
     """The recipe as a table (header, rows), with the frontier's validation."""
@@ -132,7 +126,7 @@ def sweep_jobs(corpus: str, train: np.ndarray, tune: np.ndarray, arms, size: str
                seed: int = 0) -> list[TrainJob]:
     """One short run per (arm, rate) at one size, scored on the tuning bytes."""
     return [_job(job_name(corpus, arm, size, seed, lr), arm, size, train, tune,
-                 recipe_config(steps, lr, seed), seed) for arm in arms for lr in lrs]
+                 book_config(steps, lr, seed), seed) for arm in arms for lr in lrs]
 
 
 def sweep_results(results: dict) -> dict:
@@ -187,7 +181,7 @@ def longest_first(jobs: list) -> list:
 def grid_jobs(corpus: str, train: np.ndarray, val: np.ndarray, cells, rates: dict, steps: int,
               eval_every: int = 0) -> list[TrainJob]:
     return [_job(job_name(corpus, arm, size, seed), arm, size, train, val,
-                 recipe_config(steps, rates[arm], seed, eval_every), seed) for arm, size, seed in cells]
+                 book_config(steps, rates[arm], seed, eval_every), seed) for arm, size, seed in cells]
 
 
 # -- atto: chapter 1's models on the same bytes ---------------------------------------------------
