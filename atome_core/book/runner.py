@@ -214,8 +214,10 @@ def stale_chapters(build: Path, profile: str, root: Path | None = None) -> list[
     return stale
 
 
-def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, build: Path) -> float:
-    """Run one notebook with papermill; publish its notebook and results only on success."""
+def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, build: Path,
+                    spec: dict) -> float:
+    """Run one notebook with papermill; publish its notebook and results only on success.
+    `spec`: the book's profiles (profiles.load_profiles), read once per build."""
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -232,7 +234,7 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     # inline backend is what puts figures into the executed notebook.
     kernel_env = {**QUIET_ENV, "ATOME_RESULTS_DIR": str(staged_results), "ATOME_PROFILE": profile,
                   "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *KERNEL_WARNINGS]))}
-    if (profiles_mod.load_profiles()["profiles"].get(profile) or {}).get("checkpoints"):
+    if (spec["profiles"].get(profile) or {}).get("checkpoints"):
         # every training run of the chapter resumes from its last checkpoint when run again
         kernel_env[CHECKPOINT_ENV] = str(build / "checkpoints" / profile / chapter.name)
     env_before = {k: os.environ.get(k) for k in (*kernel_env, "MPLBACKEND")}
@@ -498,7 +500,7 @@ def build_book(profile: str = "cpu", only: list[str] | None = None, render_html:
             report[ch.name] = {"status": "cached"}
             continue
         log(f"[atome book] {ch.name}: executing ({profile}) ...")
-        wall = execute_chapter(ch, profile, params, key, build)
+        wall = execute_chapter(ch, profile, params, key, build, spec)
         log(f"[atome book] {ch.name}: done in {wall:.1f} s")
         report[ch.name] = {"status": "executed", "wall_seconds": wall}
     if render_html:
