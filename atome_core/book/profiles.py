@@ -20,7 +20,6 @@ A profile with `checkpoints: true` makes every training run of a chapter resumab
 runner points $ATOME_CHECKPOINT_DIR into the build folder).
 """
 import os
-import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,7 +37,7 @@ SIZE_WORDS = ("steps", "tokens", "seeds", "window", "bytes", "chars", "items", "
 
 
 def is_size(name: str) -> bool:
-    return any(re.search(word, name) for word in SIZE_WORDS)
+    return any(word in name for word in SIZE_WORDS)
 
 
 def base_profile(profile: str, spec: dict) -> str | None:
