@@ -18,6 +18,12 @@ Resuming from step k replays exactly the steps k+1.. of an uninterrupted run.
 Under torchrun (atome_core.distributed) every rank draws the global batch and trains on its
 rows; gradients and logged losses are averaged over the ranks; rank 0 writes checkpoints.
 
+The training ledger: when ATOME_TRAINING_LEDGER names a file (the book runner sets it to a
+chapter's results), every call of `train` appends one JSON line describing the run it starts
+(`RunShape`: family, model config, steps, batch, window, accumulation, autocast, teacher), so a
+build records the training work it did; `measure_throughput` times a few real steps of such a
+shape on a device, the measured rate behind `atome book --list`'s time estimates.
+
 Distillation (cfg.distill_alpha > 0, `train(..., teacher=...)`): the student minimises
 (1 - alpha) * CE(student, data) + alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)),
 both averaged per predicted token, the teacher run in eval mode without gradients on the
@@ -29,6 +35,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +51,8 @@ from .files import write_atomic
 from .formats.model_file import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 from .models import family_of
 from .progress import progress
+
+LEDGER_ENV = "ATOME_TRAINING_LEDGER"
 
 # fields that may differ between the run that wrote a checkpoint and the one that resumes it
 RESUMABLE_CHANGES = {"checkpoint_path", "checkpoint_every", "log_every", "eval_every", "eval_batches",
@@ -223,6 +232,106 @@ def teacher_record(teacher) -> dict | None:
 
 
 # -----------------------------------------------------------------------------
+# the shape of a run: what a ledger records and what a throughput measurement times
+
+@dataclass(frozen=True)
+class RunShape:
+    """The work of one training run, without its data: enough to rebuild the model and time it."""
+    family: str                         # a registered family (atome_core.models.REGISTRY)
+    model_config: str                   # its config dataclass as sorted JSON
+    steps: int
+    batch_size: int
+    seq_len: int
+    grad_accum: int = 1
+    autocast_bf16: bool = False
+    teacher_family: str | None = None   # a distillation teacher's family and config (JSON), if any
+    teacher_config: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        """Training tokens of the whole run."""
+        return self.steps * self.batch_size * self.seq_len * self.grad_accum
+
+    def step_key(self) -> tuple:
+        """What a step's cost depends on: everything but the number of steps."""
+        return dataclasses.astuple(dataclasses.replace(self, steps=1))
+
+
+def _config_json(cfg) -> str:
+    return json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+
+
+def run_shape(model_class: type, model_config, cfg: TrainConfig, teacher=None) -> RunShape:
+    """The RunShape of training a `model_class(model_config)` with `cfg` (`teacher`: a teacher
+    model, or a TrainJob's (class, config, state_dict) teacher spec)."""
+    from .models import REGISTRY
+    families = {cls: name for name, (_, _, cls) in REGISTRY.items()}
+    if model_class.__name__ not in families:
+        raise ValueError(f"{model_class.__name__} is not a registered model family")
+    teacher_family = teacher_config = None
+    if teacher is not None:
+        t_class, t_config = (teacher[0], teacher[1]) if isinstance(teacher, tuple) else (type(teacher), teacher.cfg)
+        teacher_family, teacher_config = families[t_class.__name__], _config_json(t_config)
+    return RunShape(family=families[model_class.__name__], model_config=_config_json(model_config),
+                    steps=cfg.steps, batch_size=cfg.batch_size, seq_len=cfg.seq_len, grad_accum=cfg.grad_accum,
+                    autocast_bf16=cfg.autocast_bf16, teacher_family=teacher_family, teacher_config=teacher_config)
+
+
+def job_shape(job: "TrainJob") -> RunShape:
+    """The RunShape of a TrainJob."""
+    return run_shape(job.model_class, job.model_config, job.cfg, job.teacher)
+
+
+def build_shape_model(family_name: str, config_json: str):
+    """A freshly initialised model of a RunShape's family and config."""
+    from .formats.model_file import config_from_dict
+    from .models import family
+    config_class, model_class = family(family_name)
+    return model_class(config_from_dict(config_class, json.loads(config_json)))
+
+
+def record_run(model, cfg: TrainConfig, teacher=None) -> None:
+    """Append the run's shape to the ledger named by $ATOME_TRAINING_LEDGER (rank 0; no-op unset)."""
+    path = os.environ.get(LEDGER_ENV)
+    if not path or distributed.world()[0] != 0 or family_of(model) is None:
+        return
+    shape = run_shape(type(model), model.cfg, cfg, teacher)
+    with open(path, "a") as f:   # one short line per run: appends from worker processes do not mix
+        f.write(json.dumps(dataclasses.asdict(shape), sort_keys=True) + "\n")
+
+
+def read_ledger(path) -> list[RunShape]:
+    """The RunShapes a ledger file recorded, in order."""
+    return [RunShape(**json.loads(line)) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def measure_throughput(shape: RunShape, device: str = "cpu", steps: int = 3, warmup: int = 1,
+                       seed: int = 0) -> float:
+    """Training tokens per second of `shape` on `device`: `warmup` + `steps` optimizer steps of
+    the real trainer (its accumulation, autocast and teacher) on random bytes, timed after the warmup."""
+    n = warmup + steps
+    cfg = TrainConfig(steps=n, batch_size=shape.batch_size, seq_len=shape.seq_len, grad_accum=shape.grad_accum,
+                      autocast_bf16=shape.autocast_bf16, device=device, seed=seed, log_every=1,
+                      distill_alpha=0.5 if shape.teacher_family else 0.0)
+    torch.manual_seed(seed)
+    model = build_shape_model(shape.family, shape.model_config)
+    teacher = build_shape_model(shape.teacher_family, shape.teacher_config) if shape.teacher_family else None
+    vocab = getattr(model.cfg, "vocab_size", 256)
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, vocab, size=max(4 * shape.seq_len, 4096)).astype(np.int64)
+    val = tokens[: shape.seq_len + 1]
+    env = os.environ.pop(LEDGER_ENV, None)    # a measurement is not part of the build's work
+    try:
+        result = train(model, tokens, val, cfg, progress_desc="timing", teacher=teacher)
+    finally:
+        if env is not None:
+            os.environ[LEDGER_ENV] = env
+    by_step = {r["step"]: r["elapsed_s"] for r in result.history}
+    seconds = by_step[n] - by_step[warmup]
+    return steps * shape.batch_size * shape.seq_len * shape.grad_accum / max(seconds, 1e-9)
+
+
+# -----------------------------------------------------------------------------
 # checkpoints
 
 def _config_dict(cfg: TrainConfig, teacher: dict | None = None) -> dict:
@@ -344,6 +453,7 @@ def train(model, train_tokens: np.ndarray, val_tokens: np.ndarray, cfg: TrainCon
         teacher.to(device)
         teacher.eval()
     teacher_info = teacher_record(teacher)
+    record_run(model, cfg, teacher)
     rank, n_ranks = distributed.world()
     distributed.check_batch(cfg.batch_size, n_ranks)
     if n_ranks > 1:

@@ -1,0 +1,132 @@
+"""How long each chapter's training takes on a device, from a measured throughput.
+
+A chapter that trains states its training work for a profile: `training_plan(P)` in its
+module (atome_core.chapters) returns one `RunShape` (atome_core.train) per training run its
+notebook starts under the parameters `P` (the namespace the notebook's `open_chapter` gives).
+Where a run's model depends on results (a search's winner) the plan names a stand-in of the
+same family and says which; its steps, batch, window, accumulation and autocast are the run's own.
+
+A build checks the plans: every `train` call appends its shape to the chapter's ledger
+(`training_runs.jsonl` in its results, atome_core.train.record_run), and `plan_mismatch`
+compares a plan with a ledger (tests: every chapter under paper-smoke, the paper profile's code
+paths with sizes cut, so a plan that drifts from its notebook fails).
+
+`estimate(profile)`: for every distinct step shape of every chapter's plan, a few real training
+steps are timed on the device (`measure_throughput`; cached per device in
+`_build/throughput/<device>.json`), and each run's time is its tokens over its shape's measured
+tokens per second. The estimate counts training only, runs one after another on one device; it
+leaves out evaluation, tokenizer training and the chapters' other work.
+"""
+import json
+import platform
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
+
+from ..files import write_atomic
+from ..train import RunShape, measure_throughput
+from . import profiles as profiles_mod
+
+# chapter -> (module under atome_core.chapters, its plan function); a chapter not named trains nothing
+PLANS = {
+    "01_atto_series": ("atto_series", "training_plan"),
+    "02_ternary_qat": ("ternary_qat", "training_plan"),
+    "04_ab_60k": ("ab_60k", "training_plan"),
+    "05_reversal": ("reversal_ladder", "training_plan"),
+    "06_c_engine": ("c_engine", "training_plan"),
+    "08_atom_recipe": ("atom_recipe", "training_plan"),
+    "09_frontier": ("frontier_runs", "training_plan"),
+}
+
+
+def chapter_namespace(chapter: str, profile: str, spec: dict | None = None) -> SimpleNamespace:
+    """The parameters a chapter's notebook sees under `profile`, as its `open_chapter` gives them."""
+    return SimpleNamespace(chapter=chapter, **profiles_mod.chapter_parameters(chapter, profile, spec))
+
+
+def chapter_plan(chapter: str, profile: str, spec: dict | None = None) -> list[RunShape]:
+    """Every training run `chapter` starts under `profile` ([] for a chapter that trains nothing)."""
+    if chapter not in PLANS:
+        return []
+    import importlib
+    module, function = PLANS[chapter]
+    plan = getattr(importlib.import_module(f"atome_core.chapters.{module}"), function)
+    return list(plan(chapter_namespace(chapter, profile, spec)))
+
+
+def _work(shape: RunShape) -> tuple:
+    """What a plan must match of a ledger's run: everything but a stand-in's model config."""
+    return (shape.family, shape.steps, shape.batch_size, shape.seq_len, shape.grad_accum,
+            shape.autocast_bf16, shape.teacher_family)
+
+
+def plan_mismatch(plan: list[RunShape], ledger: list[RunShape]) -> list[str]:
+    """How a plan differs from the runs a build recorded: [] when every run's family, steps,
+    batch, window, accumulation, autocast and teacher family agree (as multisets)."""
+    planned, ran = Counter(map(_work, plan)), Counter(map(_work, ledger))
+    problems = [f"planned but not run {n}x: {k}" for k, n in (planned - ran).items()]
+    problems += [f"run but not planned {n}x: {k}" for k, n in (ran - planned).items()]
+    return problems
+
+
+# -- measured throughput ----------------------------------------------------------------------
+
+def device_name(device: str) -> str:
+    """A device in words, the key of its throughput cache: the GPU's name, or the CPU's."""
+    import torch
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu {platform.machine()} x{torch.get_num_threads()} threads"
+
+
+def default_device() -> str:
+    """CUDA when present (what the paper profile runs on), else the CPU."""
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def throughput_cache(build: Path, device: str) -> Path:
+    safe = "".join(c if c.isalnum() else "-" for c in device_name(device)).strip("-")
+    return build / "throughput" / f"{safe}.json"
+
+
+def _shape_key(shape: RunShape) -> str:
+    return json.dumps(asdict(shape) | {"steps": 1}, sort_keys=True)
+
+
+def measured_rates(shapes: list[RunShape], device: str, build: Path, steps: int = 3,
+                   log=print) -> dict[str, float]:
+    """{step key: training tokens per second} of each distinct shape on `device`, measured once
+    and cached in `throughput_cache` (a shape measured before is not timed again)."""
+    from ..progress import progress
+    cache = throughput_cache(build, device)
+    rates = json.loads(cache.read_text())["tokens_per_second"] if cache.exists() else {}
+    todo = {_shape_key(s): s for s in shapes if _shape_key(s) not in rates}
+    if todo:
+        log(f"[atome book] timing {len(todo)} training-step shapes on {device_name(device)} ...")
+    for key, shape in progress(list(todo.items()), desc="measuring throughput", unit="shape"):
+        rates[key] = measure_throughput(shape, device, steps=steps)
+        write_atomic(cache, json.dumps({"device": device_name(device), "tokens_per_second": rates},
+                                       indent=1, sort_keys=True))   # each measurement kept at once
+    return rates
+
+
+def estimate(profile: str, device: str | None = None, build: Path | None = None,
+             chapters: list[str] | None = None, log=print) -> dict:
+    """{chapter: {"runs", "tokens", "seconds"}} of `profile`'s training on `device` (default: CUDA
+    when present), from measured throughputs; plus "device" (in words) and "total_seconds"."""
+    from ..paths import build_dir
+    from .runner import list_chapters
+    device = device or default_device()
+    build = build or build_dir()
+    spec = profiles_mod.load_profiles()
+    names = chapters or [ch.name for ch in list_chapters()]
+    plans = {name: chapter_plan(name, profile, spec) for name in names}
+    rates = measured_rates([s for plan in plans.values() for s in plan], device, build, log=log)
+    out = {}
+    for name, plan in plans.items():
+        seconds = sum(s.tokens / rates[_shape_key(s)] for s in plan)
+        out[name] = {"runs": len(plan), "tokens": sum(s.tokens for s in plan), "seconds": seconds}
+    return {"device": device_name(device), "profile": profile, "chapters": out,
+            "total_seconds": sum(c["seconds"] for c in out.values())}
