@@ -30,9 +30,9 @@ from pathlib import Path
 import yaml
 
 from ..distributed import CHECKPOINT_ENV
-from ..train import LEDGER_ENV
 from ..paths import PACKAGE_DIR, build_dir, repo_root
 from ..progress import progress_enabled
+from ..train import LEDGER_ENV
 from . import claims
 from . import profiles as profiles_mod
 from .chapter import QUIET_ENV
