@@ -275,3 +275,13 @@ def test_jobs_put_on_the_cpu_keep_their_threads_and_auto_picks_cuda_only_when_pr
     assert cpu.cfg.device == "cpu" and cpu.threads == 1
     (auto,) = on_device([dataclasses.replace(job)], "auto")
     assert auto.cfg.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_the_plan_has_one_shape_per_job_and_the_teacher_only_on_the_distilled_runs(teacher):
+    students = {"small": (ModernLM, tiny(6)), "wider": (ModernLM, tiny(12))}
+    plan = D.training_plan(students, teacher, steps=7, batch_size=4, seq_len=SEQ, seeds=[0, 1], alphas=[0, 0.5, 0.9])
+    assert len(plan) == 2 * 2 * 3
+    assert {(s.steps, s.batch_size, s.seq_len) for s in plan} == {(7, 4, SEQ)}
+    assert sum(s.teacher_family == "modern" for s in plan) == 2 * 2 * 2
+    assert sum(s.teacher_family is None for s in plan) == 2 * 2
+    assert D.training_plan(students, None, steps=7, batch_size=4, seq_len=SEQ, seeds=[0], alphas=[0, 0.5]) == []

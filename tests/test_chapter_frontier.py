@@ -206,3 +206,52 @@ def test_a_chosen_rate_at_the_edge_of_the_sweep_is_marked():
     chosen = {row[0]: row[-1] for row in rows}
     assert chosen["routed ternary"] == "0.01 (edge of the sweep)"
     assert chosen["modern FP32"] == "0.003"
+
+
+# -- the plan (atome_core.book.estimate) ---------------------------------------------------------------
+
+def routed_stand_in_teacher():
+    """The published teacher's family and size without its file (the plan needs no weights)."""
+    from atome_core.models import family
+    from atome_core.models.presets import ladder_config
+    return family("routed")[1], ladder_config("routed", "944k"), None
+
+
+def test_the_paper_plan_has_every_sweep_grid_atto_and_distillation_run_at_its_profiles_steps(monkeypatch):
+    from collections import Counter
+
+    from atome_core.book.estimate import chapter_namespace
+    from atome_core.chapters import distillation as D
+    monkeypatch.setattr(D, "published_teacher_or_reason", lambda path=None: (routed_stand_in_teacher(), None))
+    P = chapter_namespace("09_frontier", "paper")
+    plan = fr.training_plan(P)
+    cells = (sum(len(sizes) for sizes in P.tinystories_grid.values()) * len(P.seeds)
+             + sum(len(sizes) for sizes in P.shakespeare_grid.values()) * len(P.shakespeare_seeds))
+    students = len(P.distill_students) * len(P.distill_seeds)
+    distilled = students * (len(P.distill_alphas) - 1)
+    atto = len(P.atto_budgets) * len(P.shakespeare_seeds)
+    got = Counter((s.family == "atto", s.steps, s.teacher_family) for s in plan)
+    assert got[(False, P.sweep_steps, None)] == len(fr.ARMS) * len(P.sweep_lrs)
+    assert sum(got[(False, steps, None)] for steps in {P.steps, P.distill_steps}) == cells + students
+    assert got[(False, P.distill_steps, "routed")] == distilled
+    assert got[(True, P.atto_steps, None)] == atto
+    search = got[(True, P.atto_search_steps, None)]
+    assert search >= 2 * len(P.atto_budgets)        # at least one width and n_full plus the linear family per budget
+    assert len(plan) == len(fr.ARMS) * len(P.sweep_lrs) + cells + students + distilled + atto + search
+    assert {(s.batch_size, s.seq_len) for s in plan if s.family != "atto"} == {(16, 64)}
+    assert {(s.batch_size, s.seq_len) for s in plan if s.family == "atto"} == {(P.atto_batch, P.atto_seq_len)}
+    assert not any(s.autocast_bf16 or s.grad_accum != 1 for s in plan)
+
+
+def test_without_the_published_teacher_the_plan_has_no_distillation_runs_and_follows_the_parameters(monkeypatch):
+    from atome_core.book.estimate import chapter_namespace
+    from atome_core.chapters import distillation as D
+    monkeypatch.setattr(D, "published_teacher_or_reason", lambda path=None: (None, "not run: absent"))
+    P = chapter_namespace("09_frontier", "paper")
+    plan = fr.training_plan(P)
+    assert not any(s.teacher_family for s in plan)
+    P.seeds, P.atto_steps = [0], 10
+    fewer = fr.training_plan(P)
+    grid_ts = sum(len(sizes) for sizes in P.tinystories_grid.values())
+    assert len(plan) - len(fewer) == 2 * grid_ts        # two of the three seeds gone from the TinyStories grid
+    assert {s.steps for s in fewer if s.family == "atto"} == {P.atto_search_steps, 10}

@@ -167,6 +167,21 @@ def distillation_jobs(students, teacher_spec, train_tokens, val_tokens, steps: i
     return jobs
 
 
+def training_plan(students, teacher_spec, steps: int, batch_size: int, seq_len: int, seeds, alphas,
+                  temperature: float = 1.0) -> list:
+    """The RunShape (atome_core.train) of every run `run_distillation` trains with these
+    arguments, built by `distillation_jobs` without data: [] when teacher_spec is None (the
+    experiment then trains nothing). The rate is a stand-in: it does not change a run's shape."""
+    from ..train import job_shape
+    if teacher_spec is None:
+        return []
+    # distillation_jobs refuses a validation split without one window to score
+    no_train, one_window = np.zeros(0, np.int64), np.zeros(seq_len + 1, np.int64)
+    jobs = distillation_jobs(students, teacher_spec, no_train, one_window, steps, batch_size, seq_len,
+                             lr=1e-3, seeds=seeds, alphas=alphas, temperature=temperature)
+    return [job_shape(job) for job in jobs]
+
+
 def run_records(results) -> list[dict]:
     """JobResults of distillation jobs as plain records: student, alpha, seed, val_bpb,
     params, train_seconds."""

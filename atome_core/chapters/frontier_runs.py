@@ -264,3 +264,49 @@ def references(train: np.ndarray, val: np.ndarray, kn_orders, kn_prunes) -> dict
             "xz": compressed_bits_per_byte(val_bytes, "xz -9e"),
             "kn": [{"order": r["order"], "prune_above": r["prune_above"], "bpb": r["bits_per_byte"],
                     "deployed_bytes": r["deployed_bytes"]} for r in kn]}
+
+
+# -- the plan -----------------------------------------------------------------------------------
+
+PLAN_RATE = 1e-3   # a stand-in for the rates the sweep chooses: a rate does not change a run's shape
+
+
+def atto_stand_ins(search: list[TrainJob]) -> dict:
+    """{budget: (AttoConfig, 0.0)} in atto_winners' form: each searched budget's first candidate,
+    standing in for the winner the search picks (every candidate fits the same budget)."""
+    out = {}
+    for job in search:
+        out.setdefault(int(job.name.split("|")[1]), (job.model_config, 0.0))
+    return dict(sorted(out.items()))
+
+
+def training_plan(P) -> list:
+    """Every training run the chapter's notebook starts under parameters `P`, as RunShapes
+    (atome_core.book.estimate), built with the notebook's own job builders on empty data:
+    the rate sweep and the atto search (the first round), the TinyStories and Shakespeare
+    grids with their seeds and extra seeds and the atto models (the grid), and the
+    distillation students with and without the published teacher (only when
+    `distillation.published_teacher_or_reason` finds it, as in the notebook).
+
+    Stand-ins where the notebook's runs depend on results: PLAN_RATE for every chosen rate,
+    and `atto_stand_ins` for the atto search's winners."""
+    from ..recipe import BOOK_RECIPE
+    from ..train import job_shape
+    from . import distillation as D
+    empty = np.zeros(0, np.int64)
+    rates = dict.fromkeys(ARMS, PLAN_RATE)
+    sweep = sweep_jobs("tinystories", empty, empty, ARMS, P.sweep_size, P.sweep_lrs, P.sweep_steps, P.seed)
+    atto_search = atto_search_jobs(P.atto_budgets, empty, empty, n_widths=P.atto_search_widths,
+                                   fulls=P.atto_search_fulls, steps=P.atto_search_steps, batch_size=P.atto_batch,
+                                   seq_len=P.atto_seq_len, lr=P.atto_lr, seed=P.seed)
+    atto_jobs = atto_final_jobs("shakespeare", atto_stand_ins(atto_search), empty, empty, P.shakespeare_seeds,
+                                steps=P.atto_steps, batch_size=P.atto_batch, seq_len=P.atto_seq_len, lr=P.atto_lr,
+                                eval_every=max(1, P.atto_steps // 10))
+    ts_cells = grid_cells(P.tinystories_grid, P.seeds, P.extra_seeds)
+    sh_cells = grid_cells(P.shakespeare_grid, P.shakespeare_seeds)
+    grid = (grid_jobs("tinystories", empty, empty, ts_cells, rates, P.steps, P.eval_every)
+            + grid_jobs("shakespeare", empty, empty, sh_cells, rates, P.steps, P.eval_every) + atto_jobs)
+    teacher, _ = D.published_teacher_or_reason()
+    distill = D.training_plan(P.distill_students, teacher, P.distill_steps, BOOK_RECIPE["batch_size"],
+                              BOOK_RECIPE["seq_len"], P.distill_seeds, P.distill_alphas, P.distill_temperature)
+    return [job_shape(job) for job in sweep + atto_search + grid] + distill
