@@ -369,3 +369,42 @@ def test_analyse_router_of_a_tiny_routed_model_scores_every_text_with_every_dete
     assert result == ra.analyse_router(model, in_stats, in_tokens, books, **options)   # seeded
     fig = ra.router_figure(result, n_layers=2)
     assert len(fig.axes) == 2
+
+
+# -----------------------------------------------------------------------------
+# the chapter's training plan
+
+def test_the_paper_plan_trains_every_rung_and_seed_on_the_kits_944k_recipe_with_bf16_on_cuda_only(monkeypatch):
+    from atome_core import recipe
+    from atome_core.book.estimate import chapter_namespace
+    P = chapter_namespace("05_reversal", "paper")
+    plan = rl.training_plan(P, device="cpu")
+    assert P.recipe == "paper" and not P.sweep_lrs and P.curve_steps == 0    # no sweep, no curves: the ladder only
+    assert len(plan) == len(P.families) * sum(len(s) for s in P.seeds.values()) == 30
+    r = recipe.PAPER_RECIPE
+    assert {(s.steps, s.batch_size, s.grad_accum, s.seq_len, s.autocast_bf16) for s in plan} == {
+        (P.tokens // r.tokens_per_step, r.batch_size, r.grad_accum, r.seq_len, False)}
+    assert sum(s.tokens for s in plan) == 30 * recipe.PAPER_TOKENS
+    assert sorted({s.family for s in plan}) == sorted(P.families)
+    # device "auto" (the profile's) is CUDA where the machine has it, and there the recipe autocasts
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert {s.autocast_bf16 for s in rl.training_plan(P)} == {True}
+
+
+def test_the_cpu_plan_adds_the_rate_sweep_and_the_budget_curves_to_the_ladder():
+    from atome_core import recipe
+    from atome_core.book.estimate import chapter_namespace
+    P = chapter_namespace("05_reversal", "cpu")
+    plan = rl.training_plan(P)
+    n_sweep, n_ladder = len(P.families) * len(P.sweep_lrs), len(P.families) * sum(len(s) for s in P.seeds.values())
+    steps = [s.steps for s in plan]
+    assert steps == ([P.sweep_steps] * n_sweep + [recipe.book_steps_for(P.tokens)] * n_ladder
+                     + [recipe.book_steps("cpu")] * len(P.families))
+    assert {(s.batch_size, s.seq_len, s.grad_accum, s.autocast_bf16) for s in plan} == {(16, 64, 1, False)}
+    no_curves = rl.training_plan(type(P)(**{**vars(P), "curve_steps": 0, "sweep_lrs": None}))
+    assert len(no_curves) == n_ladder
+
+
+def test_the_budget_curves_train_the_books_budget_unless_told_otherwise_and_only_under_the_books_recipe():
+    assert rl.curve_budget("book", None, "cpu") == 1500 and rl.curve_budget("book", 0, "cpu") == 0
+    assert rl.curve_budget("book", 40, "smoke") == 40 and rl.curve_budget("paper", None, "paper") == 0

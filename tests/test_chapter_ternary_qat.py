@@ -156,3 +156,21 @@ def test_deployed_gaps_check_every_run_with_ternary_weights_and_only_those():
     gaps = qat.deployed_gaps(runs, probe)
     assert [(name, mode) for name, mode, _, _ in gaps] == [("tiny", "ternary"), ("tiny", "ternary+int8")]
     assert all(g["bit_identical"] and g["n_logits"] == 16 * 256 for *_, g in gaps)
+
+
+def test_the_paper_plan_sweeps_every_rate_for_two_modes_then_trains_every_seed_and_mode_at_each_models_steps():
+    from atome_core.book.estimate import chapter_namespace
+    P = chapter_namespace("02_ternary_qat", "paper")
+    plan = qat.training_plan(P)
+    steps = {"atto-sized": P.steps_small, "60K": P.steps_60k}
+    n_sweep = len(steps) * len(P.sweep_lrs) * len(qat.SWEEP_MODES)
+    assert len(plan) == n_sweep + len(steps) * len(P.seeds) * len(qat.MODES)
+    assert [s.steps for s in plan[:n_sweep]] == ([P.steps_small] * (n_sweep // 2) + [P.steps_60k] * (n_sweep // 2))
+    assert {(s.family, s.batch_size, s.seq_len, s.grad_accum, s.autocast_bf16) for s in plan} == {
+        ("routed", recipe.BOOK_RECIPE["batch_size"], recipe.BOOK_RECIPE["seq_len"], 1, False)}
+    assert sum(s.tokens for s in plan) == recipe.book_tokens(
+        (len(P.sweep_lrs) * len(qat.SWEEP_MODES) + len(P.seeds) * len(qat.MODES)) * (P.steps_small + P.steps_60k))
+    # 8-bit activations are a mode of their own in the runs, never swept
+    assert sum('"act_bits": 8' in s.model_config for s in plan) == len(steps) * len(P.seeds)
+    fewer = qat.training_plan(type(P)(**{**vars(P), "seeds": [0], "steps_60k": 7}))
+    assert len(fewer) == n_sweep + len(steps) * len(qat.MODES) and [s.steps for s in fewer[-3:]] == [7, 7, 7]

@@ -17,14 +17,18 @@ import numpy as np
 from ..models import presets
 from ..recipe import (
     BOOK_RECIPE,
+    KIT_LR,
+    RECIPES,
     best_rates,
     book_cell_job,
+    book_steps,
     book_steps_for,
     book_tokens,
     cell_job,
+    pick_device,
     rate_at_edge,
 )
-from ..train import torch_threads
+from ..train import RunShape, job_shape, torch_threads
 from .reversal import crossover, per_token_stats
 
 LN2 = math.log(2)
@@ -263,6 +267,14 @@ def family_rates(families, sweep: dict, default_lr: float) -> dict:
     return {f: best.get(f, default_lr) for f in families}
 
 
+def curve_budget(recipe: str, curve_steps: int | None, profile: str) -> int:
+    """The budget curves' steps: `curve_steps`, or the book's budget at `profile` when None;
+    0 (no curves) unless the ladder trains the book's recipe."""
+    if recipe != "book":
+        return 0
+    return book_steps(profile) if curve_steps is None else curve_steps
+
+
 def curve_jobs(families, size: str, steps: int, rates: dict, seed: int, train_tokens, val_tokens,
                eval_every: int, ladder_steps: int) -> list:
     """One book-recipe run per family at `size` for `steps` steps, evaluated every `eval_every`
@@ -457,3 +469,33 @@ def crossover_figure(final: dict, params: dict, disk: dict, families, sizes):
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# -----------------------------------------------------------------------------
+# the chapter's training, as a plan
+
+def training_plan(P, device: str | None = None) -> list[RunShape]:
+    """Every training run the chapter's notebook starts under parameters `P`: the learning-rate
+    sweep (frontier_runs.sweep_jobs; none when P.sweep_lrs is empty), the ladder (`ladder_jobs`)
+    and the budget curves (`curve_jobs`, at `curve_budget`'s steps), built as the notebook
+    builds them with no text in them. The rates come from the sweep; they do not change a
+    run's shape, so the plan gives every family the kit's rate in their place.
+
+    `device` (default P.device, "auto": CUDA when this machine has it) is the device the
+    notebook resolves (recipe.pick_device): the paper recipe autocasts to BF16 on CUDA only,
+    so a paper-recipe plan made on a CPU machine (a paper-smoke build's, whose ledger records
+    CPU runs) has autocast off, and one made on the GPU that `atome book --list` measures
+    has it on. The book's recipe (sweep, curves, the ladder at smoke and cpu) trains on the CPU."""
+    from .frontier_runs import sweep_jobs
+    device = pick_device(P.device if device is None else device)
+    no_text = np.zeros(0, np.int64)
+    # cell_job and book_cell_job ask for one validation window of their recipe's length
+    window = np.zeros(max([BOOK_RECIPE["seq_len"]] + [r.seq_len for r in RECIPES.values()]) + 1, np.int64)
+    sweep = sweep_jobs("plan", no_text, window, P.families, P.sweep_size, P.sweep_lrs or [], P.sweep_steps, P.seed)
+    rates = {f: KIT_LR for f in P.families}
+    sizes = [s for s in presets.SIZES if s in P.seeds]
+    jobs = ladder_jobs(P.recipe, P.families, P.seeds, sizes, P.tokens, rates, no_text, window, device)
+    steps = curve_budget(P.recipe, P.curve_steps, P.profile)
+    curves = curve_jobs(P.families, P.curve_size, steps, rates, P.seeds[P.curve_size][0], no_text, window,
+                        P.eval_every, jobs[0].cfg.steps) if steps else []
+    return [job_shape(job) for job in sweep + jobs + curves]

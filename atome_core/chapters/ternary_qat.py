@@ -23,14 +23,15 @@ from ..quant import (
     ternary_layers,
     trit_statistics,
 )
-from ..recipe import book_config, book_tokens, rate_at_edge
-from ..train import TrainConfig, train
+from ..recipe import KIT_LR, book_config, book_tokens, rate_at_edge
+from ..train import RunShape, TrainConfig, run_shape, train
 
 MODES = {
     "fp32": QuantConfig(weights="fp32", act_bits=32),
     "ternary": QuantConfig(weights="ternary", act_bits=32),
     "ternary+int8": QuantConfig(weights="ternary", act_bits=8),
 }
+SWEEP_MODES = ("fp32", "ternary")   # the modes a rate is swept for (8-bit activations take ternary's)
 
 
 @dataclass
@@ -89,7 +90,7 @@ def compare_modes(make_model, train_tokens, val_tokens, cfg: TrainConfig, seeds,
     return runs
 
 
-def lr_sweep(make_model, train_tokens, tune_tokens, steps: int, lrs, modes=("fp32", "ternary"),
+def lr_sweep(make_model, train_tokens, tune_tokens, steps: int, lrs, modes=SWEEP_MODES,
              seed: int = 0, desc: str = "") -> dict:
     """{mode: {lr: loss on tune_tokens}}: the book's recipe for `steps` at every rate."""
     scores = {mode: {} for mode in modes}
@@ -213,10 +214,40 @@ def byte_splits(val_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return data.encode_bytes(corpus.train), data.encode_bytes(corpus.val)[:val_bytes]
 
 
+def model_steps(steps_small: int, steps_60k: int) -> dict:
+    """{model name: its optimizer steps}, for its sweep and its runs alike."""
+    return {"atto-sized": steps_small, "60K": steps_60k}
+
+
+def routed_config(overrides: dict, quant: QuantConfig):
+    """The RoutedConfig of a routed model with these overrides, in the precision `quant`."""
+    from ..models.routed import RoutedConfig
+    return RoutedConfig(quant=quant, **overrides)
+
+
 def routed_factory(overrides: dict):
     """make_model(quant) for the routed model with these RoutedConfig overrides."""
-    from ..models.routed import RoutedConfig, RoutedLM
-    return lambda quant: RoutedLM(RoutedConfig(quant=quant, **overrides))
+    from ..models.routed import RoutedLM
+    return lambda quant: RoutedLM(routed_config(overrides, quant))
+
+
+def training_plan(P) -> list[RunShape]:
+    """Every training run the chapter's notebook starts under parameters `P`, in its order:
+    every model's sweep (`sweep_models`: every rate in P.sweep_lrs x SWEEP_MODES at the model's
+    steps, seed P.seeds[0]), then every model's comparison (`compare_models`: seed x mode). All
+    train the book's recipe on the CPU; the rates, which come from the sweep, do not change a
+    run's shape (the plan gives the comparison the kit's rate in their place)."""
+    from ..models.routed import RoutedLM
+
+    def shape(name, mode, cfg):
+        return run_shape(RoutedLM, routed_config(MODEL_SHAPES[name], MODES[mode]), cfg)
+
+    steps = model_steps(P.steps_small, P.steps_60k)
+    sweeps = [shape(name, mode, book_config(n, lr, P.seeds[0]))
+              for name, n in steps.items() for lr in P.sweep_lrs for mode in SWEEP_MODES]
+    runs = [shape(name, mode, book_config(n, KIT_LR, seed))
+            for name, n in steps.items() for seed in P.seeds for mode in MODES]
+    return sweeps + runs
 
 
 def parameter_rows(steps: dict) -> list:
