@@ -107,13 +107,13 @@ def cmd_book(args) -> int:
         print(f"normalized {', '.join(changed)}" if changed else "every chapter is already normalized")
         return 0
     if args.list:
-        book.describe()
+        book.describe(args.profile)   # a profile named: its estimated training time
         return 0
     known = [c.name for c in book.list_chapters()]
     unknown = [name for name in args.only or [] if name not in known]
     if unknown:   # bad input, not a failed build
         raise ValueError(f"--only {', '.join(unknown)}: no such chapter; known: {', '.join(known)}")
-    book.build_book(profile=args.profile, only=args.only, render_html=not args.no_render, force=args.force)
+    book.build_book(profile=args.profile or "cpu", only=args.only, render_html=not args.no_render, force=args.force)
     return 0
 
 
@@ -301,12 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("book", help="execute the chapters (papermill) and render the HTML book")
-    p.add_argument("--profile", default="cpu", choices=list(PROFILE_NAMES),
-                   help="parameter profile from profiles.yml (default: cpu)")
+    p.add_argument("--profile", default=None, choices=list(PROFILE_NAMES),
+                   help="parameter profile from profiles.yml (default: cpu); with --list: also each "
+                        "chapter's estimated training time under it, from a throughput measured here")
     p.add_argument("--only", action="append", metavar="NAME",
                    help="run only this chapter (file stem, e.g. 00_corpora); repeatable. "
                         "The book is rendered if every other chapter has been executed before")
-    p.add_argument("--list", action="store_true", help="list chapters and profiles, run nothing")
+    p.add_argument("--list", action="store_true", help="list chapters and profiles, run no chapter")
     p.add_argument("--no-render", action="store_true", help="execute notebooks but do not render HTML")
     p.add_argument("--force", action="store_true", help="re-execute even when cached")
     p.add_argument("--normalize", action="store_true", help="rewrite the chapters in their stored form "

@@ -305,11 +305,18 @@ def read_ledger(path) -> list[RunShape]:
     return [RunShape(**json.loads(line)) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def measure_throughput(shape: RunShape, device: str = "cpu", steps: int = 3, warmup: int = 1,
-                       seed: int = 0) -> float:
-    """Training tokens per second of `shape` on `device`: `warmup` + `steps` optimizer steps of
-    the real trainer (its accumulation, autocast and teacher) on random bytes, timed after the warmup."""
-    n = warmup + steps
+class _MeasuredEnough(Exception):
+    """Raised from measure_throughput's callback to end its run early."""
+
+
+def measure_throughput(shape: RunShape, device: str = "cpu", warmup: int = 2, max_steps: int = 8,
+                       max_seconds: float = 10.0, seed: int = 0, threads: int | None = 1) -> float:
+    """Training tokens per second of `shape` on `device`: optimizer steps of the real trainer
+    (its accumulation, autocast and teacher) on random tokens; after `warmup` steps, the median
+    time of up to `max_steps` steps (fewer once `max_seconds` have passed, at least two).
+    `threads`: torch's intra-op threads, one as a TrainJob runs (the book's models are too small
+    to gain from more, and lose much on a busy machine)."""
+    n = warmup + max_steps + 1
     cfg = TrainConfig(steps=n, batch_size=shape.batch_size, seq_len=shape.seq_len, grad_accum=shape.grad_accum,
                       autocast_bf16=shape.autocast_bf16, device=device, seed=seed, log_every=1,
                       distill_alpha=0.5 if shape.teacher_family else 0.0)
@@ -317,18 +324,27 @@ def measure_throughput(shape: RunShape, device: str = "cpu", steps: int = 3, war
     model = build_shape_model(shape.family, shape.model_config)
     teacher = build_shape_model(shape.teacher_family, shape.teacher_config) if shape.teacher_family else None
     vocab = getattr(model.cfg, "vocab_size", 256)
-    rng = np.random.default_rng(seed)
-    tokens = rng.integers(0, vocab, size=max(4 * shape.seq_len, 4096)).astype(np.int64)
-    val = tokens[: shape.seq_len + 1]
-    env = os.environ.pop(LEDGER_ENV, None)    # a measurement is not part of the build's work
+    tokens = np.random.default_rng(seed).integers(0, vocab, size=max(4 * shape.seq_len, 4096)).astype(np.int64)
+    ends = []   # when each step ended (the trainer's loss.item() waits for the device)
+
+    def tick(step, record):
+        ends.append(time.perf_counter())
+        timed = len(ends) - 1 - warmup
+        if timed >= max_steps or (timed >= 2 and ends[-1] - ends[warmup] >= max_seconds):
+            raise _MeasuredEnough
+
+    ledger = os.environ.pop(LEDGER_ENV, None)    # a measurement is not part of the build's work
     try:
-        result = train(model, tokens, val, cfg, progress_desc="timing", teacher=teacher)
+        with torch_threads(threads):
+            train(model, tokens, tokens[: shape.seq_len + 1], cfg, progress_desc="timing", callback=tick,
+                  teacher=teacher)
+    except _MeasuredEnough:
+        pass
     finally:
-        if env is not None:
-            os.environ[LEDGER_ENV] = env
-    by_step = {r["step"]: r["elapsed_s"] for r in result.history}
-    seconds = by_step[n] - by_step[warmup]
-    return steps * shape.batch_size * shape.seq_len * shape.grad_accum / max(seconds, 1e-9)
+        if ledger is not None:
+            os.environ[LEDGER_ENV] = ledger
+    seconds = float(np.median(np.diff(ends[warmup:])))
+    return shape.batch_size * shape.seq_len * shape.grad_accum / max(seconds, 1e-9)
 
 
 # -----------------------------------------------------------------------------

@@ -292,3 +292,18 @@ def test_an_ablation_trained_for_fewer_steps_is_scored_beside_the_full_runs_poin
     assert ab.bpb_after(run, 5) == pytest.approx(3.0) and ab.bpb_after(run, None) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="no curve point at step 8"):
         ab.bpb_after(run, 8)
+
+
+def test_the_paper_plan_trains_every_model_seed_and_ablation_the_profile_names(monkeypatch):
+    from atome_core.book.estimate import chapter_namespace
+    P = chapter_namespace("04_ab_60k", "paper")
+    monkeypatch.setattr(ab, "tinystories_source", lambda path: "tinystories.txt")
+    plan = ab.training_plan(P)
+    main = len(ab.MAIN) * (len(P.seeds) + len(P.shakespeare_seeds))
+    ablations = len(ab.ab_models(pathway_ablations=True)) - len(ab.MAIN)
+    assert len(plan) == 1 + main + ablations          # the 8-bit run first
+    assert {s.steps for s in plan} == {P.steps}       # paper: ablations as long as the others
+    assert all((s.batch_size, s.seq_len) == (16, 64) for s in plan)
+    monkeypatch.setattr(ab, "tinystories_source", lambda path: None)
+    shakespeare_only = ab.training_plan(P)         # Shakespeare is then the main corpus
+    assert len(shakespeare_only) == 1 + len(ab.MAIN) * len(P.shakespeare_seeds) + ablations

@@ -115,3 +115,14 @@ def test_local_tasks_score_every_model_and_leave_no_bars_or_warnings_on_stderr(t
     assert scores["modern 60K (bytes)"]["shakespeare_nextline"]["sample_len"] == 2
     out, err = capfd.readouterr()
     assert err == "" and "it/s" not in out and "Generating" not in out
+
+
+def test_the_plan_trains_four_models_and_the_byte_models_window_follows_the_tokenizer():
+    from atome_core.book.estimate import chapter_namespace
+    P = chapter_namespace("08_atom_recipe", "paper")
+    plan = recipe.training_plan(P)
+    assert [s.family for s in plan] == ["modern", "modern", "routed", "modern"]
+    assert all((s.steps, s.batch_size) == (P.steps, P.batch_size) for s in plan)
+    assert [s.seq_len for s in plan] == [P.seq_len] * 4            # stand-in: one byte per token
+    measured = recipe.training_plan(P, bytes_per_token=3.5)
+    assert [s.seq_len for s in measured] == [P.seq_len] * 2 + [recipe.byte_window(P.seq_len, 3.5)] * 2

@@ -128,3 +128,11 @@ def test_the_state_grows_with_the_window_and_the_integer_path_needs_less():
 
 def test_the_engine_source_is_counted_from_its_three_files():
     assert bench.source_lines() == sum(bench.source_lines((f,)) for f in bench.SOURCE_FILES) > 100
+
+
+def test_the_plan_is_the_one_60k_routed_run_of_the_profiles_steps():
+    from atome_core.book.estimate import chapter_namespace
+    for profile in ("smoke", "paper"):
+        P = chapter_namespace("06_c_engine", profile)
+        [run] = ce.training_plan(P)
+        assert (run.family, run.steps, run.batch_size, run.seq_len) == ("routed", P.train_steps, P.batch_size, P.seq_len)

@@ -233,3 +233,14 @@ def test_every_group_but_the_atome01_loader_is_linked_into_the_full_m3_engine(ti
 def test_the_chapters_parity_run_on_a_tiny_model_is_bit_exact(tiny_blob):
     parity = FQ.run_parity(["m3"], ["i8"], tiny_blob, [1, 5, 9], 4, window=8, timeout=60)
     assert FQ.parity_summary(parity)["bit_exact_runs"] == FQ.parity_summary(parity)["runs"] == 1
+
+
+def test_the_chapter_trains_only_when_its_model_is_not_chapter_4s():
+    from atome_core.book import profiles
+    from atome_core.book.estimate import chapter_namespace
+    for profile in ("cpu", "paper"):       # the 60K shape: chapter 4's published 8-bit model is read
+        assert FQ.training_plan(chapter_namespace("07_firmware_qemu", profile),
+                                profiles.chapter_parameters("04_ab_60k", profile)) == []
+    chapter4 = profiles.chapter_parameters("04_ab_60k", "smoke")
+    [run] = FQ.training_plan(chapter_namespace("07_firmware_qemu", "smoke"), chapter4)   # a smaller shape
+    assert (run.family, run.steps) == ("routed", chapter4["steps"])

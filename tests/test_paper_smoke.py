@@ -51,3 +51,19 @@ def test_paper_smoke_training_runs_checkpoint_so_a_rerun_resumes(paper_smoke_bui
     assert checkpoints, "no chapter's training run wrote a checkpoint under paper-smoke"
     chapters = {p.parent.name for p in checkpoints}
     assert "04_ab_60k" in chapters
+
+
+def test_every_chapters_training_plan_matches_what_it_trained_under_paper_smoke(paper_smoke_build):
+    # The plans behind `atome book --list --profile paper`: what each notebook trained under the
+    # paper profile's code paths (its ledger) is exactly what its plan says it trains.
+    from atome_core.book.estimate import PLANS, chapter_plan, plan_mismatch
+    from atome_core.train import read_ledger
+    build, skipped = paper_smoke_build
+    results = build / "results" / PROFILE
+    for name in profiles.load_profiles()["chapters"]:
+        if name in skipped:
+            continue
+        ledger_file = results / name / "training_runs.jsonl"
+        ledger = read_ledger(ledger_file) if ledger_file.exists() else []
+        assert bool(ledger) == (name in PLANS), f"{name}: trains {len(ledger)} runs; in PLANS: {name in PLANS}"
+        assert plan_mismatch(chapter_plan(name, PROFILE, build=build), ledger) == [], name

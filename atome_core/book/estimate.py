@@ -17,6 +17,7 @@ steps are timed on the device (`measure_throughput`; cached per device in
 tokens per second. The estimate counts training only, runs one after another on one device; it
 leaves out evaluation, tokenizer training and the chapters' other work.
 """
+import inspect
 import json
 import platform
 from collections import Counter
@@ -35,8 +36,33 @@ PLANS = {
     "04_ab_60k": ("ab_60k", "training_plan"),
     "05_reversal": ("reversal_ladder", "training_plan"),
     "06_c_engine": ("c_engine", "training_plan"),
+    "07_firmware_qemu": ("firmware_qemu", "training_plan"),
     "08_atom_recipe": ("atom_recipe", "training_plan"),
     "09_frontier": ("frontier_runs", "training_plan"),
+}
+
+
+def chapter4_parameters(profile: str, spec: dict, build: Path | None) -> dict:
+    """Chapter 7's plan needs chapter 4's parameters: whether it reads chapter 4's model or trains its own."""
+    return {"chapter4": profiles_mod.chapter_parameters("04_ab_60k", profile, spec)}
+
+
+def tokenizer_bytes_per_token(profile: str, spec: dict, build: Path | None) -> dict:
+    """Chapter 8's plan needs its trained tokenizer's bytes per token: from the chapter's metrics
+    published under `profile` in `build`, else under the cpu profile; {} (the plan's stand-in)
+    when no build has them."""
+    for source in dict.fromkeys([profile, "cpu"]):
+        path = build / "results" / source / "08_atom_recipe" / "metrics.json" if build else None
+        if path is not None and path.exists():
+            return {"bytes_per_token": json.loads(path.read_text())["tokenizer"]["bytes_per_token_val"]}
+    return {}
+
+
+# chapter -> the keyword arguments its plan takes besides its parameters: another chapter's
+# parameters, or a value only a build measures
+PLAN_INPUTS = {
+    "07_firmware_qemu": chapter4_parameters,
+    "08_atom_recipe": tokenizer_bytes_per_token,
 }
 
 
@@ -45,14 +71,22 @@ def chapter_namespace(chapter: str, profile: str, spec: dict | None = None) -> S
     return SimpleNamespace(chapter=chapter, **profiles_mod.chapter_parameters(chapter, profile, spec))
 
 
-def chapter_plan(chapter: str, profile: str, spec: dict | None = None) -> list[RunShape]:
-    """Every training run `chapter` starts under `profile` ([] for a chapter that trains nothing)."""
+def chapter_plan(chapter: str, profile: str, spec: dict | None = None, build: Path | None = None,
+                 device: str | None = None) -> list[RunShape]:
+    """Every training run `chapter` starts under `profile` ([] for a chapter that trains nothing);
+    `build`: where to read values a plan needs that only a build measures (PLAN_INPUTS);
+    `device`: the device the runs would train on, for a plan whose recipe depends on it (None:
+    what the notebook resolves on this machine)."""
     if chapter not in PLANS:
         return []
     import importlib
     module, function = PLANS[chapter]
     plan = getattr(importlib.import_module(f"atome_core.chapters.{module}"), function)
-    return list(plan(chapter_namespace(chapter, profile, spec)))
+    spec = spec or profiles_mod.load_profiles()
+    inputs = PLAN_INPUTS[chapter](profile, spec, build) if chapter in PLAN_INPUTS else {}
+    if device is not None and "device" in inspect.signature(plan).parameters:
+        inputs["device"] = device
+    return list(plan(chapter_namespace(chapter, profile, spec), **inputs))
 
 
 def _work(shape: RunShape) -> tuple:
@@ -77,7 +111,7 @@ def device_name(device: str) -> str:
     import torch
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu {platform.machine()} x{torch.get_num_threads()} threads"
+    return f"cpu {platform.machine()} {platform.processor() or ''} one thread".replace("  ", " ")
 
 
 def default_device() -> str:
@@ -95,8 +129,7 @@ def _shape_key(shape: RunShape) -> str:
     return json.dumps(asdict(shape) | {"steps": 1}, sort_keys=True)
 
 
-def measured_rates(shapes: list[RunShape], device: str, build: Path, steps: int = 3,
-                   log=print) -> dict[str, float]:
+def measured_rates(shapes: list[RunShape], device: str, build: Path, log=print) -> dict[str, float]:
     """{step key: training tokens per second} of each distinct shape on `device`, measured once
     and cached in `throughput_cache` (a shape measured before is not timed again)."""
     from ..progress import progress
@@ -106,7 +139,7 @@ def measured_rates(shapes: list[RunShape], device: str, build: Path, steps: int 
     if todo:
         log(f"[atome book] timing {len(todo)} training-step shapes on {device_name(device)} ...")
     for key, shape in progress(list(todo.items()), desc="measuring throughput", unit="shape"):
-        rates[key] = measure_throughput(shape, device, steps=steps)
+        rates[key] = measure_throughput(shape, device)
         write_atomic(cache, json.dumps({"device": device_name(device), "tokens_per_second": rates},
                                        indent=1, sort_keys=True))   # each measurement kept at once
     return rates
@@ -122,11 +155,11 @@ def estimate(profile: str, device: str | None = None, build: Path | None = None,
     build = build or build_dir()
     spec = profiles_mod.load_profiles()
     names = chapters or [ch.name for ch in list_chapters()]
-    plans = {name: chapter_plan(name, profile, spec) for name in names}
+    plans = {name: chapter_plan(name, profile, spec, build, device) for name in names}
     rates = measured_rates([s for plan in plans.values() for s in plan], device, build, log=log)
     out = {}
     for name, plan in plans.items():
         seconds = sum(s.tokens / rates[_shape_key(s)] for s in plan)
         out[name] = {"runs": len(plan), "tokens": sum(s.tokens for s in plan), "seconds": seconds}
-    return {"device": device_name(device), "profile": profile, "chapters": out,
+    return {"device": device_name(device), "device_spec": device, "profile": profile, "chapters": out,
             "total_seconds": sum(c["seconds"] for c in out.values())}

@@ -522,8 +522,10 @@ def build_book(profile: str = "cpu", only: list[str] | None = None, render_html:
     return report
 
 
-def describe(log=print) -> None:
-    """`atome book --list`: chapters and profiles."""
+def describe(profile: str | None = None, log=print) -> None:
+    """`atome book --list [--profile P]`: chapters and profiles; with a profile, each chapter's
+    training work under it and its estimated time on this machine's device (CUDA when present),
+    from throughputs measured here (atome_core.book.estimate)."""
     spec = profiles_mod.load_profiles()
     log("profiles:")
     for name in profiles_mod.PROFILE_NAMES:
@@ -531,6 +533,19 @@ def describe(log=print) -> None:
         log(f"  {name:6s} {desc}")
     log("chapters (from _toc.yml):")
     for ch in list_chapters():
-        params = profiles_mod.chapter_parameters(ch.name, "cpu", spec)
+        params = profiles_mod.chapter_parameters(ch.name, profile or "cpu", spec)
         names = ", ".join(k for k in params if k != "profile") or "-"
         log(f"  {ch.name:24s} {ch.toc_entry}.ipynb  parameters: {names}")
+    if profile is None:
+        return
+    from .estimate import estimate, throughput_cache
+    est = estimate(profile, log=log)
+    log(f"estimated training time under {profile} on {est['device']} (throughput measured on it; "
+        f"cached in {throughput_cache(build_dir(), est['device_spec'])}):")
+    log(f"  {'chapter':24s} {'runs':>6s} {'training tokens':>16s} {'hours':>9s}")
+    for name, row in est["chapters"].items():
+        log(f"  {name:24s} {row['runs']:6d} {row['tokens']:16,d} {row['seconds'] / 3600:9.2f}")
+    log(f"  {'total':24s} {sum(r['runs'] for r in est['chapters'].values()):6d} "
+        f"{sum(r['tokens'] for r in est['chapters'].values()):16,d} {est['total_seconds'] / 3600:9.2f}")
+    log("  (training steps only, one run after another on one device; evaluation, tokenizer training "
+        "and the chapters' other work are not counted)")

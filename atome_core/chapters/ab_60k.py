@@ -59,16 +59,24 @@ def ab_models(pathway_ablations: bool = False) -> dict:
 # -- the data ------------------------------------------------------------------------------------
 
 
+def tinystories_source(tinystories_path=None):
+    """The TinyStories file the chapter reads: the path given, else the kit's sample in
+    ../shared/interop when present, else None (the chapter runs on Shakespeare only)."""
+    from ..paths import shared_interop_dir
+    if tinystories_path is not None:
+        return tinystories_path
+    if shared_interop_dir() is not None:
+        candidate = shared_interop_dir() / "tinystories_sample.txt"
+        return candidate if candidate.exists() else None
+    return None
+
+
 def load_corpora(tinystories_path=None) -> tuple[dict, str]:
     """({name: corpus}, the main corpus): Shakespeare always; TinyStories from the path
     given, else the kit's sample in ../shared/interop when present. TinyStories is the
     main corpus when it is there."""
     from .. import data
-    from ..paths import shared_interop_dir
-    ts_path = tinystories_path
-    if ts_path is None and shared_interop_dir() is not None:
-        candidate = shared_interop_dir() / "tinystories_sample.txt"
-        ts_path = candidate if candidate.exists() else None
+    ts_path = tinystories_source(tinystories_path)
     corpora = {"shakespeare": data.load_corpus("shakespeare")}
     if ts_path is not None:
         corpora["tinystories"] = data.load_corpus("tinystories", path=str(ts_path))
@@ -177,6 +185,22 @@ def act8_job(splits: dict, base, seed: int = 0):
     return TrainJob(name=f"shakespeare|{ACT8}|{seed}", model_class=routed.RoutedLM, model_config=cfg,
                     train_tokens=train_tokens, val_tokens=val_tokens,
                     cfg=dataclasses.replace(base, seed=seed), init_seed=seed)
+
+
+def training_plan(P) -> list:
+    """Every training run of the chapter under parameters `P` (atome_core.book.estimate): the
+    8-bit routed run and `train_jobs`' runs, built as the notebook builds them, without data."""
+    from ..recipe import KIT_LR, book_config
+    from ..train import job_shape
+    names = ["shakespeare"] + (["tinystories"] if tinystories_source(P.tinystories_path) else [])
+    main_corpus = names[-1]
+    empty = np.zeros(0, np.int64)
+    splits = {name: (empty, empty) for name in names}
+    seeds_of = seeds_by_corpus(names, main_corpus, P.seeds, P.shakespeare_seeds)
+    base = book_config(P.steps, P.lr or KIT_LR, seed=0, eval_every=P.eval_every)
+    jobs = [act8_job(splits, base, seed=0)] + train_jobs(splits, ab_models(bool(P.train_ablations)), seeds_of,
+                                                         main_corpus, base, P.ablation_steps)
+    return [job_shape(job) for job in jobs]
 
 
 def full_validation_batches(splits: dict, seq_len: int, batch_size: int) -> int:

@@ -72,6 +72,32 @@ def build_models(tokenizer, seed: int, atom_overrides: dict, atom_small_override
     return models
 
 
+def curriculum_config(steps: int, batch_size: int, window: int, lr: float, seed: int):
+    """Every model's recipe: cosine schedule after 5 % warm-up, down to lr / 10."""
+    from ..train import TrainConfig
+    return TrainConfig(steps=steps, batch_size=batch_size, seq_len=window, lr=lr, schedule="cosine",
+                       warmup_steps=max(1, steps // 20), min_lr=lr / 10, seed=seed,
+                       log_every=max(1, steps // 50), eval_batches=4)
+
+
+def training_plan(P, bytes_per_token: float | None = None) -> list:
+    """The chapter's four training runs under parameters `P` (atome_core.book.estimate), as
+    `build_models` and `train_on_curriculum` make them. The byte models' window follows the
+    trained tokenizer's bytes per token (`byte_window`), known only once it is trained: pass the
+    value a build measured; None stands in one byte per token (the byte window = the BPE window).
+    The BPE models' vocabulary is `P.bpe_vocab`, the size the tokenizer is trained to."""
+    from ..models.modern import ModernLM
+    from ..models.routed import RoutedConfig, RoutedLM
+    from ..train import run_shape
+    byte_seq = byte_window(P.seq_len, bytes_per_token or 1.0)
+    runs = [(ModernLM, atom_config(vocab_size=P.bpe_vocab, **P.atom_overrides), P.seq_len),
+            (ModernLM, atom_config(vocab_size=P.bpe_vocab, **P.atom_small_overrides), P.seq_len),
+            (RoutedLM, RoutedConfig(), byte_seq),
+            (ModernLM, ModernConfig(), byte_seq)]
+    return [run_shape(cls, cfg, curriculum_config(P.steps, P.batch_size, window, P.lr, P.seed))
+            for cls, cfg, window in runs]
+
+
 def train_on_curriculum(models: dict, corpora: dict, curriculum, val_text: str, steps: int, batch_size: int,
                         lr: float, seed: int, train_chars: int | None = None) -> dict:
     """Train each model in turn on the curriculum's mixture of `corpora` (cosine schedule,
@@ -79,16 +105,14 @@ def train_on_curriculum(models: dict, corpora: dict, curriculum, val_text: str, 
     import numpy as np
 
     from ..data.curriculum import Curriculum
-    from ..train import TrainConfig, train
+    from ..train import train
     schedule = [(float(f), dict(w)) for f, w in curriculum]
     trained = {}
     for name, (model, tok, window) in models.items():
         streams = {n: np.asarray(tok.encode(c.train[:train_chars]), dtype=np.int64) for n, c in corpora.items()}
         val = np.asarray(tok.encode(val_text), dtype=np.int64)
-        cfg = TrainConfig(steps=steps, batch_size=batch_size, seq_len=window, lr=lr, schedule="cosine",
-                          warmup_steps=max(1, steps // 20), min_lr=lr / 10, seed=seed,
-                          log_every=max(1, steps // 50), eval_batches=4)
-        result = train(model, Curriculum(streams, schedule), val, cfg, progress_desc=name)
+        result = train(model, Curriculum(streams, schedule), val, curriculum_config(steps, batch_size, window, lr, seed),
+                       progress_desc=name)
         trained[name] = (model, tok, window, result)
     return trained
 

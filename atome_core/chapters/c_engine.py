@@ -58,6 +58,20 @@ def transcendental_ulps(lib, seed: int, points: int = 2_000_001) -> dict:
 # -- parity --------------------------------------------------------------------------------------
 
 
+def train_60k_config(steps: int, batch_size: int, seq_len: int, lr: float, seed: int):
+    """The recipe of the chapter's 60K routed model: AdamW at a constant rate."""
+    from ..train import TrainConfig
+    return TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, seed=seed,
+                       log_every=max(1, steps // 4))
+
+
+def training_plan(P) -> list:
+    """The chapter's one training run under parameters `P` (atome_core.book.estimate)."""
+    from ..models.routed import RoutedConfig, RoutedLM
+    from ..train import run_shape
+    return [run_shape(RoutedLM, RoutedConfig(), train_60k_config(P.train_steps, P.batch_size, P.seq_len, P.lr, P.seed))]
+
+
 def train_60k(corpus, steps: int, batch_size: int, seq_len: int, lr: float, seed: int, val_bytes: int):
     """(model, training result, its 2-bit ATMB blob, seconds): the 60K routed model trained
     briefly on `corpus` (train split; the first val_bytes of validation)."""
@@ -69,9 +83,7 @@ def train_60k(corpus, steps: int, batch_size: int, seq_len: int, lr: float, seed
     torch.manual_seed(seed)
     model = RoutedLM(RoutedConfig())
     t0 = time.perf_counter()
-    run = train.train(model, train_tokens, val_tokens,
-                      train.TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr,
-                                        seed=seed, log_every=max(1, steps // 4)),
+    run = train.train(model, train_tokens, val_tokens, train_60k_config(steps, batch_size, seq_len, lr, seed),
                       progress_desc="60K routed model")
     seconds = time.perf_counter() - t0
     blob = formats.write_blob("60k", formats.tensors_from_state_dict(model.state_dict(), "60k"), codec="2bit")

@@ -485,3 +485,20 @@ def missed_targets(measured: dict) -> str:
 def not_run_note(reason: str) -> str:
     """The line a section shows in place of its results when it could not run."""
     return f"This section did not run in this build ({reason}); the numbers below read {NOT_MEASURED}."
+
+
+def training_plan(P, chapter4: dict) -> list:
+    """The chapter's training under parameters `P` (atome_core.book.estimate): none when its model
+    is chapter 4's published 8-bit routed model (packing.chapter4_routed reads that file), else the
+    one run chapter4_routed trains (`chapter4`: chapter 4's parameters at the same profile)."""
+    from ..recipe import KIT_LR, book_config
+    from ..train import job_shape
+    from .ab_60k import act8_job
+    from .packing import chapter4_routed_config, chapter4_routed_job
+    config = chapter4_routed_config(P.act_bits, P.model)
+    empty = np.zeros(0, np.int64)
+    published = act8_job({"shakespeare": (empty, empty)}, book_config(1, KIT_LR, seed=0)).model_config
+    if config == published:
+        return []
+    return [job_shape(chapter4_routed_job(chapter4, "shakespeare", config, empty, empty))]
+

@@ -127,6 +127,24 @@ def published_blob(interop_dir=None) -> bytes | None:
     return published_path(PUBLISHED_BLOB, base / PUBLISHED_BLOB).read_bytes()
 
 
+def chapter4_routed_config(act_bits: int = 32, shape: dict | None = None):
+    """The routed model chapter4_routed gives: ternary weights, `act_bits`-bit activations, `shape`."""
+    from ..models.routed import RoutedConfig
+    from ..quant import QuantConfig
+    return RoutedConfig(quant=QuantConfig(weights="ternary", act_bits=act_bits), **(shape or {}))
+
+
+def chapter4_routed_job(recipe: dict, corpus_name: str, config, train_tokens, val_tokens):
+    """The run chapter4_routed trains when chapter 4 published no model of `config`: chapter 4's
+    steps (`recipe`: its parameters) at KIT_LR, seed 0, on `corpus_name`'s split."""
+    from ..models.routed import RoutedLM
+    from ..recipe import KIT_LR, book_config
+    from ..train import TrainJob
+    return TrainJob(name=f"{corpus_name}|routed|0", model_class=RoutedLM, model_config=config,
+                    train_tokens=train_tokens, val_tokens=val_tokens,
+                    cfg=book_config(recipe["steps"], KIT_LR, seed=0), init_seed=0)
+
+
 def chapter4_routed(path, recipe: dict, corpus: str = "main", act_bits: int = 32,
                     shape: dict | None = None) -> tuple:
     """(routed 60K model in eval mode, info): the model file at `path` (one that chapter 4
@@ -139,13 +157,11 @@ def chapter4_routed(path, recipe: dict, corpus: str = "main", act_bits: int = 32
     import math
 
     from ..formats.model_file import load_model, read_model_file
-    from ..models.routed import RoutedConfig, RoutedLM
-    from ..quant import QuantConfig
-    from ..recipe import KIT_LR, book_config
-    from ..train import TrainJob, load_state, run_job
+    from ..models.routed import RoutedLM
+    from ..train import load_state, run_job
     from . import ab_60k
 
-    config = RoutedConfig(quant=QuantConfig(weights="ternary", act_bits=act_bits), **(shape or {}))
+    config = chapter4_routed_config(act_bits, shape)
     if path is not None:
         model, _ = load_model(path)
         if model.cfg == config:
@@ -153,11 +169,10 @@ def chapter4_routed(path, recipe: dict, corpus: str = "main", act_bits: int = 32
     corpora, main = ab_60k.load_corpora(recipe.get("tinystories_path"))
     name = main if corpus == "main" else corpus
     train_tokens, val_tokens = ab_60k.corpus_splits({name: corpora[name]}, recipe["max_bytes"])[name]
-    cfg = book_config(recipe["steps"], KIT_LR, seed=0)
-    run = run_job(TrainJob(name=f"{name}|routed|0", model_class=RoutedLM, model_config=config,
-                           train_tokens=train_tokens, val_tokens=val_tokens, cfg=cfg, init_seed=0))
+    job = chapter4_routed_job(recipe, name, config, train_tokens, val_tokens)
+    run = run_job(job)
     model = load_state(RoutedLM(config), run.state_dict).eval()
-    info = {"corpus": name, "steps": cfg.steps, "lr": cfg.lr, "seed": 0, "val_nats_per_byte": run.final_val_loss,
+    info = {"corpus": name, "steps": job.cfg.steps, "lr": job.cfg.lr, "seed": 0, "val_nats_per_byte": run.final_val_loss,
             "val_bpb": run.final_val_loss / math.log(2), "act_bits": act_bits, "source": "trained here",
             "train_seconds": run.train_seconds}
     return model, info
