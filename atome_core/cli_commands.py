@@ -242,7 +242,14 @@ def run_atto(args) -> int:
                                           batch_size=args.batch_size, seq_len=args.seq_len, lr=lr,
                                           seed=args.seed, progress_desc=f"atto-{args.budget}")
         val = atto.stream_loss(model, data.val)
-        save_model(model, args.out, tokenizer=data.vocab, info={"val_loss_nats": val, "corpus": args.corpus})
+        text = load_corpus(args.corpus).text[: args.max_chars or None]   # the text series_data split
+        recipe = (f"atto: {args.steps} steps of {args.batch_size} x {args.seq_len} characters, cosine from "
+                  f"lr {lr:g}")
+        info = {"val_loss_nats": val, "val_bits_per_char": val / np.log(2), "corpus": args.corpus,
+                "corpus_sha256": sha256_hex(text.encode()), "corpus_licence": corpus_info(args.corpus)["licence"],
+                "corpus_source": corpus_info(args.corpus)["source"], "recipe": recipe, "seed": args.seed,
+                "tokens": args.steps * args.batch_size * args.seq_len}
+        save_model(model, args.out, tokenizer=data.vocab, info=info)
         print(f"validation loss {val:.4f} nats/char ({val / np.log(2):.4f} bits/char); wrote {args.out}")
         return 0
     if args.command == "sample":
@@ -263,7 +270,13 @@ def run_atto(args) -> int:
         atto_json.write_web_folder(args.out, [{"name": name, "model": model, "vocab": vocab, "info": info}])
     else:
         atto_json.save(args.out, model, vocab, name, info)
-    print(f"wrote {args.out}")
+    from dataclasses import asdict
+    exported = Path(args.out)
+    card = card_of("atto", count_params(model.cfg), asdict(model.cfg), info, args.model,
+                   exported.read_bytes() if exported.is_file() else None)
+    write_atomic(card_path(args.out), json.dumps(card | {"val_bits_per_char": info.get("val_bits_per_char")},
+                                                 indent=2) + "\n")
+    print(f"wrote {args.out}; model card {card_path(args.out)}")
     return 0
 
 
@@ -298,11 +311,17 @@ def model_card(source, kind: str, cfg, blob: bytes) -> dict:
 
     from .formats.model_file import read_model_file
     info = read_model_file(source).info if kind == "model file" else {}
+    return card_of(info.get("family", "routed"), cfg.n_params, asdict(cfg), info, source, blob)
+
+
+def card_of(family: str, parameters: int, config: dict, info: dict, source, blob: bytes | None) -> dict:
+    """A model card: the CARD_FIELDS a trainer's `info` holds (others null), the model's family,
+    parameters and config, the source file and the exported bytes named by sha256."""
     card = dict.fromkeys(CARD_FIELDS)
     card.update({k: info[k] for k in CARD_FIELDS if k in info})
-    card.update(format=CARD_FORMAT, family=info.get("family", "routed"), parameters=cfg.n_params,
-                config=asdict(cfg), source=Path(source).name, source_sha256=sha256_hex(Path(source).read_bytes()),
-                blob_sha256=sha256_hex(blob))
+    card.update(format=CARD_FORMAT, family=family, parameters=parameters, config=config,
+                source=Path(source).name, source_sha256=sha256_hex(Path(source).read_bytes()),
+                blob_sha256=sha256_hex(blob) if blob is not None else None)
     return card
 
 

@@ -197,6 +197,24 @@ def test_export_writes_a_model_card_that_inspect_shows(files, capsys):
     assert re.search(rf"^card\s+val_bpb\s+{summary['val_bpb']}$", capsys.readouterr().out, re.MULTILINE)
 
 
+def test_atto_train_and_export_write_what_the_model_card_needs(tmp_path, capsys):
+    from atome_core import data
+    model, exported = tmp_path / "atto.safetensors", tmp_path / "atto.json"
+    assert cli.main(["atto", "train", "--budget", "256", "--steps", "4", "--search-steps", "2",
+                     "--max-chars", "60000", "--out", str(model)]) == 0
+    assert cli.main(["atto", "export", str(model), "--out", str(exported)]) == 0
+    card = json.loads((tmp_path / "atto.json.card.json").read_text())
+    text = data.load_corpus("shakespeare").text[:60000]
+    assert card["family"] == "atto" and card["parameters"] == 256 and card["config"]["vocab_size"] == 64
+    assert card["corpus"] == "shakespeare" and card["corpus_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    assert card["corpus_licence"] and card["recipe"].startswith("atto: 4 steps")
+    assert card["tokens"] == 4 * 32 * 128 and card["val_bits_per_char"] > 0
+    assert card["blob_sha256"] == hashlib.sha256(exported.read_bytes()).hexdigest()
+    assert card["source_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert cli.main(["inspect", str(model)]) == 0
+    assert re.search(r"^card\s+corpus\s+shakespeare$", capsys.readouterr().out, re.MULTILINE)
+
+
 def test_a_card_beside_another_blob_is_flagged(files, tmp_path, capsys):
     other = tmp_path / "other.atmb"
     assert cli.main(["export", str(files / "model.safetensors"), "-o", str(other), "--codec", "rans"]) == 0
