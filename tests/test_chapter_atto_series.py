@@ -157,3 +157,65 @@ def test_export_web_writes_every_model_and_the_manifest_with_reloadable_files(tm
     listed = json.loads((tmp_path / "models.json").read_text())
     assert [m["file"] for m in listed["models"]] == ["atto-64.json", "atto-128.json"]
     assert (tmp_path / "atto-128.json.js").exists()
+
+
+# -- the training plan (book.estimate) ------------------------------------------------------------
+
+def test_the_paper_plan_searches_every_shape_then_trains_two_finalists_and_the_other_seeds_per_budget():
+    from atome_core.book.estimate import chapter_namespace
+    P = chapter_namespace("01_atto_series", "paper")
+    plan = atto_series.training_plan(P)
+    final = [s for s in plan if (s.steps, s.batch_size, s.seq_len) == (P.final_steps, P.final_batch, P.final_seq_len)]
+    search = [s for s in plan if (s.steps, s.batch_size, s.seq_len) == (P.search_steps, P.search_batch, P.search_seq_len)]
+    assert len(final) + len(search) == len(plan) and {s.family for s in plan} == {"atto"}
+    # 64 parameters fit only the linear model: no variants, one finalist; every other budget's
+    # stand-in winner has a two-layer variant, so two finalists, then the other seeds
+    assert len(final) == 1 + len(P.seeds) - 1 + (len(P.budgets) - 1) * (2 + len(P.seeds) - 1)
+    shapes = {b: atto_series.search_shapes(b, *atto_series.series_search_grid(P, b)) for b in P.budgets}
+    assert len(shapes[P.heatmap_budget]) > len(P.heatmap_fulls)          # the heat map's wider grid
+    assert len(search) > sum(map(len, shapes.values())) + len(P.budgets) * len(P.search_lrs)
+    (linear,) = shapes[64].values()      # 64: its one shape at three rates, then with every seed
+    assert sum(s.model_config == json.dumps(linear.__dict__, sort_keys=True) for s in plan) == 3 + len(P.seeds)
+
+
+def test_a_paper_parameter_changes_the_plan():
+    from atome_core.book.estimate import chapter_namespace
+    P = chapter_namespace("01_atto_series", "paper")
+    fewer = SimpleNamespace(**{**vars(P), "seeds": [0], "search_lrs": [0.01]})
+    # per budget: the kept configuration with two seeds fewer, the search's winner at one rate fewer
+    assert len(atto_series.training_plan(P)) - len(atto_series.training_plan(fewer)) == (2 + 1) * len(P.budgets)
+
+
+def _tiny_parameters(profile="unit"):
+    return SimpleNamespace(profile=profile, budgets=[64, 256], heatmap_budget=256, heatmap_widths=[1, 2],
+                           heatmap_fulls=[1, 2], search_widths=1, search_fulls=[2], search_variants=True, lr=0.03,
+                           search_lrs=[0.01], search_steps=2, search_batch=4, search_seq_len=16, seed=0,
+                           final_steps=3, final_batch=2, final_seq_len=8, seeds=[0, 1])
+
+
+def test_the_plan_given_a_build_s_recorded_outcomes_is_exactly_the_runs_its_ledger_recorded(tmp_path, monkeypatch):
+    from atome_core.book.estimate import plan_mismatch
+    from atome_core.train import LEDGER_ENV, read_ledger
+    P, ledger = _tiny_parameters(), tmp_path / "training_runs.jsonl"
+    monkeypatch.setenv(LEDGER_ENV, str(ledger))
+    ids = AttoVocab.from_text(TEXT, 64).encode(TEXT)
+    fit, tune, val = ids[:1000], ids[1000:1300], ids[1300:]
+    # the notebook's two training cells (search, final)
+    search = atto_series.search_series(
+        P.budgets, fit, tune, heatmap_budget=P.heatmap_budget, heatmap_widths=P.heatmap_widths,
+        heatmap_fulls=P.heatmap_fulls, n_widths=P.search_widths, fulls=P.search_fulls, steps=P.search_steps,
+        batch_size=P.search_batch, seq_len=P.search_seq_len, lr=P.lr, extra_lrs=P.search_lrs, seed=P.seed,
+        variants=P.search_variants)
+    runs = atto_series.train_series(search, fit, val, tune, seeds=P.seeds, steps=P.final_steps,
+                                    batch_size=P.final_batch, seq_len=P.final_seq_len)
+    metrics = json.loads(json.dumps({"profile": P.profile, "search": ac.search_metrics(search),
+                                     "final": ac.final_metrics(runs, search)}))
+    ran = read_ledger(ledger)
+    assert len(ran) == sum(atto_series.search_runs(r) for r in search.values()) + \
+        sum(len(f) + len(P.seeds) - 1 for f in runs.finalist_losses.values())
+    assert plan_mismatch(atto_series.training_plan(P, metrics), ran) == []
+    # without them, the stand-ins plan at least every run made, none of another kind
+    assert all(p.startswith("planned but not run") for p in plan_mismatch(atto_series.training_plan(P), ran))
+    # a build of another profile searched another grid: its outcomes are not this profile's
+    assert atto_series.training_plan(_tiny_parameters("other"), metrics) == \
+        atto_series.training_plan(_tiny_parameters("other"))

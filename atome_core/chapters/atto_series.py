@@ -166,15 +166,21 @@ class SearchResult:
     lr_losses: dict = None        # lr -> loss of the winner's short run
 
 
+def recipe_config(*, steps: int, batch_size: int, seq_len: int, lr: float, seed: int):
+    """The chapter's one training recipe as a TrainConfig: AdamW, 5 % linear warmup then
+    cosine down to lr/20, batches drawn from `seed`."""
+    from ..train import TrainConfig
+    return TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, schedule="cosine",
+                       warmup_steps=max(1, steps // 20), min_lr=lr / 20, seed=seed, log_every=max(1, steps // 20))
+
+
 def train_recipe(model: nn.Module, train_tokens, val_tokens, *, steps: int, batch_size: int, seq_len: int,
                  lr: float, seed: int, progress_desc: str = ""):
     """The chapter's one training recipe, through the shared trainer: AdamW, 5 % linear
     warmup then cosine down to lr/20, batches drawn from `seed`. Returns the TrainResult.
     `val_tokens` only feeds the trainer's own end-of-run loss; callers score separately."""
-    from ..train import TrainConfig, train
-    tc = TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, schedule="cosine",
-                     warmup_steps=max(1, steps // 20), min_lr=lr / 20, seed=seed,
-                     log_every=max(1, steps // 20))
+    from ..train import train
+    tc = recipe_config(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, seed=seed)
     return train(model, train_tokens, val_tokens, tc, progress_desc=progress_desc)
 
 
@@ -187,6 +193,25 @@ def train_atto(cfg: AttoConfig, train_tokens, val_tokens, *, steps: int, batch_s
     result = train_recipe(model, train_tokens, val_tokens, steps=steps, batch_size=batch_size,
                           seq_len=seq_len, lr=lr, seed=seed, progress_desc=progress_desc)
     return model, result
+
+
+def search_shapes(budget: int, widths, fulls, max_diag: int = 8, vocab_size: int = 64) -> dict:
+    """{(E, n_full): config} of a search's shape round: the base recipe at every width x n_full
+    (shape_candidates), plus the linear family (n_full = 0) at the largest width. Raises when
+    nothing has exactly `budget` parameters."""
+    shapes = shape_candidates(budget, tuple(widths), tuple(fulls), max_diag, vocab_size)
+    shapes.update(shape_candidates(budget, tuple(widths)[-1:], (0,), max_diag, vocab_size))
+    if not shapes:
+        raise ValueError(f"no configuration of the search space has exactly {budget} parameters")
+    return shapes
+
+
+def extra_rates(lr: float, extra_lrs, variants: bool) -> tuple:
+    """The further learning rates a search tries its winner at: extra_lrs (twice lr when None),
+    none when the search has no variant round."""
+    if not variants:
+        return ()
+    return (2 * lr,) if extra_lrs is None else tuple(extra_lrs)
 
 
 def search_budget(budget: int, train_tokens, tune_tokens, *, widths=None, n_widths: int = 2,
@@ -220,10 +245,7 @@ def search_budget(budget: int, train_tokens, tune_tokens, *, widths=None, n_widt
         return loss
 
     widths = tuple(widths or search_widths(budget, n_widths=n_widths, vocab_size=vocab_size))
-    shapes = shape_candidates(budget, widths, tuple(fulls), max_diag, vocab_size)
-    shapes.update(shape_candidates(budget, widths[-1:], (0,), max_diag, vocab_size))
-    if not shapes:
-        raise ValueError(f"no configuration of the search space has exactly {budget} parameters")
+    shapes = search_shapes(budget, widths, fulls, max_diag, vocab_size)
     shape_losses = {key: score(cfg, "shape") for key, cfg in shapes.items()}
     best_key = min(shape_losses, key=shape_losses.get)
     best, best_loss = shapes[best_key], shape_losses[best_key]
@@ -234,7 +256,7 @@ def search_budget(budget: int, train_tokens, tune_tokens, *, widths=None, n_widt
         if loss < best_loss:
             best, best_loss = cfg, loss
     lr_losses = {lr: best_loss}
-    for rate in ((2 * lr,) if extra_lrs is None else extra_lrs) if variants else ():
+    for rate in extra_rates(lr, extra_lrs, variants):
         lr_losses[rate] = score(best, f"lr {rate:g}", rate)
     best_lr = min(lr_losses, key=lr_losses.get)
     return SearchResult(budget, shape_losses, shapes, variant_losses, best, lr_losses[best_lr],
@@ -256,6 +278,14 @@ def finalists(result: SearchResult) -> list[AttoConfig]:
 # -----------------------------------------------------------------------------
 # the whole series: every budget searched, its finalists trained, the winner with every seed
 
+def series_grid(budget: int, *, heatmap_budget, heatmap_widths, heatmap_fulls, n_widths: int, fulls) -> tuple:
+    """(widths, fulls) a budget of the series searches: the heat map's grid at heatmap_budget,
+    else the n_widths largest widths (search_widths) x fulls."""
+    if budget == heatmap_budget:
+        return tuple(heatmap_widths), tuple(heatmap_fulls)
+    return search_widths(budget, n_widths=n_widths), tuple(fulls)
+
+
 def search_series(budgets, train_tokens, tune_tokens, *, heatmap_budget, heatmap_widths, heatmap_fulls,
                   n_widths: int, fulls, **search_kw) -> dict:
     """{budget: SearchResult}, in budget order. The heat-map budget searches the wider grid
@@ -264,12 +294,10 @@ def search_series(budgets, train_tokens, tune_tokens, *, heatmap_budget, heatmap
     from ..progress import progress
     search = {}
     for budget in progress(budgets, desc="search"):
-        if budget == heatmap_budget:
-            search[budget] = search_budget(budget, train_tokens, tune_tokens, widths=heatmap_widths,
-                                           fulls=heatmap_fulls, **search_kw)
-        else:
-            search[budget] = search_budget(budget, train_tokens, tune_tokens, n_widths=n_widths,
-                                           fulls=fulls, **search_kw)
+        widths, budget_fulls = series_grid(budget, heatmap_budget=heatmap_budget, heatmap_widths=heatmap_widths,
+                                           heatmap_fulls=heatmap_fulls, n_widths=n_widths, fulls=fulls)
+        search[budget] = search_budget(budget, train_tokens, tune_tokens, widths=widths, fulls=budget_fulls,
+                                       **search_kw)
     return search
 
 
@@ -326,6 +354,90 @@ def train_series(search: dict, train_tokens, val_tokens, tune_tokens, *, seeds, 
 
     return train_finalists(search, lambda r: finalists(r), fit, lambda m, t: stream_loss(m, t), val_tokens,
                            tune_tokens, seeds)
+
+
+# -----------------------------------------------------------------------------
+# the training plan: every run the chapter starts, without training (book.estimate)
+
+def series_search_grid(P, budget: int) -> tuple:
+    """(widths, fulls) the notebook's search_series gives `budget` under the chapter's parameters P."""
+    return series_grid(budget, heatmap_budget=P.heatmap_budget, heatmap_widths=P.heatmap_widths,
+                       heatmap_fulls=P.heatmap_fulls, n_widths=P.search_widths, fulls=P.search_fulls)
+
+
+def search_outcomes(metrics: dict) -> dict:
+    """{budget: ((E, n_full) of the shape round's winner, number of finalists)} as a build of the
+    chapter recorded them in metrics.json ("search" and "final"): what the plan cannot know beforehand."""
+    out = {}
+    for budget, s in metrics["search"].items():
+        winner = min(s["shapes"], key=s["shapes"].get)   # search_budget's rule, over the same order
+        E, n_full = winner.removeprefix("E").split("_full")
+        out[int(budget)] = ((int(E), int(n_full)), len(metrics["final"][budget]["finalists"]))
+    return out
+
+
+def planned_search(P, budget: int, outcome: tuple | None = None) -> tuple[SearchResult, list]:
+    """(the SearchResult the plan assumes for `budget`, the finalists it assumes), losses all zero.
+
+    The shape round is the notebook's own (search_shapes on series_search_grid). Its winner is
+    outcome's (E, n_full) when that shape is in this grid, else the stand-in: the shape with the
+    most variants, then one with a two-layer variant (ties: the first), so that without outcomes
+    the plan is the most work any result gives. The variant round is the winner's variants
+    (when P.search_variants), the rate round the winner at extra_rates. The finalists are what
+    finalists() picks on equal losses (the winner, and the first two-layer variant where there
+    is one), cut to outcome's count."""
+    widths, fulls = series_search_grid(P, budget)
+    shapes = search_shapes(budget, widths, fulls)
+    variants = {k: variant_candidates(budget, cfg) if P.search_variants else [] for k, cfg in shapes.items()}
+    if outcome is not None and outcome[0] in shapes:
+        key = outcome[0]
+    else:
+        key = max(shapes, key=lambda k: (len(variants[k]), any(c.n_hidden2 for c in variants[k])))
+    best = shapes[key]
+    rates = {P.lr: 0.0, **{r: 0.0 for r in extra_rates(P.lr, P.search_lrs, P.search_variants)}}
+    result = SearchResult(budget, {k: 0.0 for k in shapes}, shapes, [(c, 0.0) for c in variants[key]], best,
+                          0.0, 0.0, P.lr, rates)
+    picked = finalists(result)
+    return result, picked[: outcome[1]] if outcome is not None else picked
+
+
+def series_plan(P, search: dict, picked: dict) -> list:
+    """RunShapes of the n-gram runs given each budget's search ({budget: SearchResult}) and
+    finalists ({budget: configs}): every search run (each shape, each variant, the winner at
+    each further rate) at the search's steps, batch and window, then each finalist at the first
+    seed and the first finalist (standing in for the kept one) at every other seed, at the
+    final steps, batch and window (train_series)."""
+    from ..train import run_shape
+    search_tc = recipe_config(steps=P.search_steps, batch_size=P.search_batch, seq_len=P.search_seq_len,
+                              lr=P.lr, seed=P.seed)
+    final_tc = recipe_config(steps=P.final_steps, batch_size=P.final_batch, seq_len=P.final_seq_len,
+                             lr=P.lr, seed=P.seed)
+    plan = []
+    for budget, r in search.items():
+        searched = [*r.shape_configs.values(), *(c for c, _ in r.variant_losses)]
+        searched += [r.best] * (len(r.lr_losses) - 1)
+        plan += [run_shape(AttoModel, cfg, search_tc) for cfg in searched]
+        finals = [*picked[budget], *[picked[budget][0]] * (len(P.seeds) - 1)]
+        plan += [run_shape(AttoModel, cfg, final_tc) for cfg in finals]
+    return plan
+
+
+def training_plan(P, recorded: dict | None = None) -> list:
+    """Every training run the chapter's notebook starts under parameters P that the training
+    ledger records: each budget's search runs (search_series) and finalist round (train_series).
+
+    What depends on results (each budget's winner, hence its variants, and how many finalists)
+    comes from `recorded`, the chapter's metrics.json from a build, when that build ran this
+    profile (another profile searched another grid for other steps), else from the stand-ins of
+    planned_search (the most work). The transformer runs of the comparison (search_transformers,
+    train_transformer_series) are not here: TinyTransformer is not a registered model family, so
+    train.record_run does not record them and run_shape cannot describe them."""
+    same_run = recorded is not None and recorded.get("profile") == P.profile
+    outcomes = search_outcomes(recorded) if same_run else {}
+    search, picked = {}, {}
+    for budget in P.budgets:
+        search[budget], picked[budget] = planned_search(P, budget, outcomes.get(budget))
+    return series_plan(P, search, picked)
 
 
 # -----------------------------------------------------------------------------
