@@ -106,3 +106,21 @@ def test_a_chapter_given_a_value_by_hand_writes_to_scratch_not_to_the_published_
     assert by_hand.dir == build / "scratch" / "smoke" / "a"         # papermill -p profile smoke
     _, by_hand = open_chapter({"chapter": "a", "profile": None, "n": 5, "m": None})
     assert by_hand.dir == build / "scratch" / "smoke" / "a"
+
+
+def test_a_papermill_run_that_injects_its_output_path_writes_results_beside_the_output_notebook(
+        grid_book, monkeypatch, tmp_path):
+    _, build = grid_book
+    monkeypatch.delenv("ATOME_RESULTS_DIR", raising=False)
+    out = tmp_path / "runs" / "try-1.ipynb"
+    published = build / "results"
+    before = {f: f.read_bytes() for f in published.rglob("*") if f.is_file()}
+    _, results = open_chapter({"chapter": "a", "profile": "smoke", "n": None, "m": None,
+                               "PAPERMILL_OUTPUT_PATH": str(out)})
+    assert results.dir == tmp_path / "runs" / "try-1_results"
+    results.save_metrics({"x": 1})
+    assert (tmp_path / "runs" / "try-1_results" / "metrics.json").exists()
+    assert {f: f.read_bytes() for f in published.rglob("*") if f.is_file()} == before
+    monkeypatch.setenv("ATOME_RESULTS_DIR", str(tmp_path / "elsewhere"))   # the environment still wins
+    _, results = open_chapter({"chapter": "a", "profile": "smoke", "PAPERMILL_OUTPUT_PATH": str(out)})
+    assert results.dir == tmp_path / "elsewhere"

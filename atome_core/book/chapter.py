@@ -18,12 +18,17 @@ then its setup cell calls `P, results = open_chapter(globals())`.
   _build/scratch/<profile>/<chapter>/ (or ATOME_RESULTS_DIR), never to the published
   _build/results/<profile>/ the book and other chapters read; a run as stored (nbmake,
   `jupyter-book build`) publishes there.
+- A plain papermill run that passes `--inject-output-path` (papermill then defines
+  PAPERMILL_OUTPUT_PATH in the notebook) writes its results beside the output notebook:
+  `papermill in.ipynb runs/out.ipynb --inject-output-path` -> runs/out_results/ (unless
+  ATOME_RESULTS_DIR names a folder), never to the published results.
 
 It also keeps a chapter's outputs clean for the page: no progress bars (ATOME_PROGRESS
 and the Hugging Face libraries' bars off unless asked for), no tqdm warnings.
 """
 import os
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 from .profiles import resolve_parameters
@@ -60,6 +65,10 @@ def open_chapter(namespace: dict) -> tuple[SimpleNamespace, ChapterResults]:
                             **{name: namespace[name] for name in injected if name != "profile"})
         return P, ChapterResults(chapter, P.profile)
     P = resolve_parameters(chapter, namespace)
+    output = namespace.get("PAPERMILL_OUTPUT_PATH")
+    if output:   # a plain papermill run that told the notebook where it goes: results beside it
+        output = Path(output)
+        return P, ChapterResults(chapter, P.profile, publish=False, folder=output.parent / f"{output.stem}_results")
     # A value given by hand (papermill -p, the profile included) makes this someone's
     # experiment: its results go to the scratch folder, not those the book publishes.
     given = [name for name in vars(P) if name != "chapter" and namespace.get(name) is not None]

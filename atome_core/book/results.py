@@ -4,7 +4,8 @@
 place only when the whole notebook succeeded (`atome sweep` at each run's folder); run
 as stored (nbmake, `jupyter-book build`) the results go to
 _build/results/<profile>/<chapter>/, run with values given by hand (papermill -p) to
-_build/scratch/<profile>/<chapter>/ (chapter.open_chapter).
+_build/scratch/<profile>/<chapter>/, or, when papermill injected its output path
+(`--inject-output-path`), beside the output notebook (chapter.open_chapter).
 
 metrics.json holds, besides whatever the chapter measured, a `claims` block: the
 numbers the intro's claims table quotes, each {"value": ..., "unit": ...} (or
@@ -29,12 +30,13 @@ from ..paths import build_dir
 
 
 class ChapterResults:
-    def __init__(self, chapter: str, profile: str, publish: bool = True):
-        """publish=False: a run with parameters given by hand writes to _build/scratch/."""
+    def __init__(self, chapter: str, profile: str, publish: bool = True, folder: Path | None = None):
+        """publish=False: a run with parameters given by hand writes to _build/scratch/;
+        `folder`: to that folder instead (ATOME_RESULTS_DIR still wins)."""
         self.chapter, self.profile = chapter, profile
         env_dir = os.environ.get("ATOME_RESULTS_DIR")
-        folder = "results" if publish else "scratch"
-        self.dir = Path(env_dir) if env_dir else build_dir() / folder / profile / chapter
+        kind = "results" if publish else "scratch"
+        self.dir = Path(env_dir) if env_dir else Path(folder) if folder else build_dir() / kind / profile / chapter
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics: dict = {}
 
