@@ -58,9 +58,18 @@ def tokenizer_bytes_per_token(profile: str, spec: dict, build: Path | None) -> d
     return {}
 
 
+def atto_search_outcomes(profile: str, spec: dict, build: Path | None) -> dict:
+    """Chapter 1's plan needs its searches' winners (how many variants and finalists follow):
+    the chapter's metrics published under `profile` in `build`; {} (the plan assumes the most
+    work any outcome gives) when this build has none."""
+    path = build / "results" / profile / "01_atto_series" / "metrics.json" if build else None
+    return {"recorded": json.loads(path.read_text())} if path is not None and path.exists() else {}
+
+
 # chapter -> the keyword arguments its plan takes besides its parameters: another chapter's
 # parameters, or a value only a build measures
 PLAN_INPUTS = {
+    "01_atto_series": atto_search_outcomes,
     "07_firmware_qemu": chapter4_parameters,
     "08_atom_recipe": tokenizer_bytes_per_token,
 }

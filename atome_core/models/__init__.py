@@ -1,7 +1,7 @@
 """The book's models, one file each, each with a config dataclass, and the one registry
 of model families.
 
-atto (chapter 1), routed / vanilla / modern (chapters 4 and 5). Import the
+atto and tiny_transformer (chapter 1), routed / vanilla / modern (chapters 4 and 5). Import the
 module you need, e.g. `from atome_core.models import routed`.
 
 `family(name)` gives a family's (config class, model class) and `family_of(model)` the
@@ -16,6 +16,7 @@ REGISTRY = {
     "vanilla": ("vanilla", "VanillaConfig", "VanillaGPT"),
     "modern": ("modern", "ModernConfig", "ModernLM"),
     "atto": ("atto", "AttoConfig", "AttoModel"),
+    "tiny_transformer": ("tiny_transformer", "TinyTransformerConfig", "TinyTransformer"),
 }
 
 
