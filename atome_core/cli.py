@@ -56,6 +56,8 @@ ENVIRONMENT = {
     "ATOME_ENGINE_LIB": "a prebuilt C engine library to load instead of building c_engine/",
     "ATOME_CHECKPOINT_DIR": "resumable training: jobs checkpoint there and continue where they stopped "
                             "(the book runner sets it for profiles that ask for it)",
+    "ATOME_TRAINING_LEDGER": "a file every training run appends its shape to, one JSON line each "
+                             "(the book runner sets it to each chapter's results/training_runs.jsonl)",
 }
 
 
