@@ -2,6 +2,7 @@
 transformer, and the claims the intro's table reads."""
 import json
 import math
+from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
@@ -161,13 +162,23 @@ def test_export_web_writes_every_model_and_the_manifest_with_reloadable_files(tm
 
 # -- the training plan (book.estimate) ------------------------------------------------------------
 
+def _by_budget(plan, P) -> dict:
+    """{(budget, family, "search" or "final"): runs}: every run's model has exactly its budget."""
+    from atome_core.models import atto, tiny_transformer
+    count = {"atto": lambda d: atto.count_params(AttoConfig(**d)),
+             "tiny_transformer": lambda d: tiny_transformer.count_params(tiny_transformer.TinyTransformerConfig(**d))}
+    assert {s.steps for s in plan} == {P.search_steps, P.final_steps}
+    return Counter((count[s.family](json.loads(s.model_config)), s.family,
+                    "search" if s.steps == P.search_steps else "final") for s in plan)
+
+
 def test_the_paper_plan_searches_every_shape_then_trains_two_finalists_and_the_other_seeds_per_budget():
     from atome_core.book.estimate import chapter_namespace
     P = chapter_namespace("01_atto_series", "paper")
-    plan = atto_series.training_plan(P)
+    plan = [s for s in atto_series.training_plan(P) if s.family == "atto"]
     final = [s for s in plan if (s.steps, s.batch_size, s.seq_len) == (P.final_steps, P.final_batch, P.final_seq_len)]
     search = [s for s in plan if (s.steps, s.batch_size, s.seq_len) == (P.search_steps, P.search_batch, P.search_seq_len)]
-    assert len(final) + len(search) == len(plan) and {s.family for s in plan} == {"atto"}
+    assert len(final) + len(search) == len(plan)
     # 64 parameters fit only the linear model: no variants, one finalist; every other budget's
     # stand-in winner has a two-layer variant, so two finalists, then the other seeds
     assert len(final) == 1 + len(P.seeds) - 1 + (len(P.budgets) - 1) * (2 + len(P.seeds) - 1)
@@ -178,19 +189,64 @@ def test_the_paper_plan_searches_every_shape_then_trains_two_finalists_and_the_o
     assert sum(s.model_config == json.dumps(linear.__dict__, sort_keys=True) for s in plan) == 3 + len(P.seeds)
 
 
+def test_the_paper_plan_gives_the_transformer_the_n_gram_search_s_run_count_and_a_finalist_round_at_every_budget():
+    from atome_core.book.estimate import chapter_namespace
+    from atome_core.models import tiny_transformer as tt
+    P = chapter_namespace("01_atto_series", "paper")
+    assert P.transformer_budgets is None          # the paper profile compares at every budget
+    plan = atto_series.training_plan(P)
+    runs = _by_budget(plan, P)
+    for b in P.budgets:
+        pool = tt.shape_candidates(b, atto_series.search_widths(b, n_widths=P.transformer_widths))
+        # as many search runs as the n-gram's, fewer only where fewer shapes fit (64: none fits)
+        assert runs[b, "tiny_transformer", "search"] == \
+            (min(runs[b, "atto", "search"], len(pool) + len(P.search_lrs)) if pool else 0)
+        # the stand-in winner (the widest, one layer) and the deeper shape tried, then the other seeds
+        assert runs[b, "tiny_transformer", "final"] == (2 + len(P.seeds) - 1 if pool else 0)
+    assert runs[8192, "tiny_transformer", "search"] == runs[8192, "atto", "search"] > 30
+    for s in plan:   # each run on windows of its own block, about as many characters a step as the n-gram's
+        if s.family == "tiny_transformer":
+            assert s.seq_len == json.loads(s.model_config)["block_size"]
+            steps_chars = P.search_batch * P.search_seq_len if s.steps == P.search_steps else \
+                P.final_batch * P.final_seq_len
+            assert abs(s.batch_size * s.seq_len - steps_chars) <= s.seq_len / 2
+
+
 def test_a_paper_parameter_changes_the_plan():
     from atome_core.book.estimate import chapter_namespace
     P = chapter_namespace("01_atto_series", "paper")
     fewer = SimpleNamespace(**{**vars(P), "seeds": [0], "search_lrs": [0.01]})
-    # per budget: the kept configuration with two seeds fewer, the search's winner at one rate fewer
-    assert len(atto_series.training_plan(P)) - len(atto_series.training_plan(fewer)) == (2 + 1) * len(P.budgets)
+    # per budget and family: the kept configuration with two seeds fewer, the search's winner at
+    # one rate fewer (the transformer's search, one run shorter as the n-gram's, loses its rate run);
+    # no transformer fits 64 parameters
+    plan = atto_series.training_plan(P)
+    assert len(plan) - len(atto_series.training_plan(fewer)) == \
+        (2 + 1) * (2 * len(P.budgets) - 1)
+    # the transformer at two budgets only: the other budgets' transformer runs are gone
+    two = SimpleNamespace(**{**vars(P), "transformer_budgets": [256, 16384]})
+    runs = _by_budget(atto_series.training_plan(two), P)
+    assert {b for b, family, _ in runs if family == "tiny_transformer"} == {256, 16384}
+    assert runs == {k: n for k, n in _by_budget(plan, P).items()
+                    if k[1] == "atto" or k[0] in (256, 16384)}
+
+
+def test_the_transformer_is_searched_at_the_budgets_named_in_series_order_or_at_every_one_when_none_are():
+    assert atto_series.transformer_budget_list([64, 256, 1024], None) == [64, 256, 1024]
+    assert atto_series.transformer_budget_list([64, 256, 1024], []) == [64, 256, 1024]
+    assert atto_series.transformer_budget_list([64, 256, 1024], [1024, 256, 9]) == [256, 1024]
 
 
 def _tiny_parameters(profile="unit"):
     return SimpleNamespace(profile=profile, budgets=[64, 256], heatmap_budget=256, heatmap_widths=[1, 2],
                            heatmap_fulls=[1, 2], search_widths=1, search_fulls=[2], search_variants=True, lr=0.03,
                            search_lrs=[0.01], search_steps=2, search_batch=4, search_seq_len=16, seed=0,
-                           final_steps=3, final_batch=2, final_seq_len=8, seeds=[0, 1])
+                           final_steps=3, final_batch=2, final_seq_len=8, seeds=[0, 1],
+                           transformer_budgets=None, transformer_widths=2)
+
+
+def _work(plan, family, with_config=False) -> list:
+    return sorted((s.model_config if with_config else "", s.steps, s.batch_size, s.seq_len)
+                  for s in plan if s.family == family)
 
 
 def test_the_plan_given_a_build_s_recorded_outcomes_is_exactly_the_runs_its_ledger_recorded(tmp_path, monkeypatch):
@@ -200,7 +256,7 @@ def test_the_plan_given_a_build_s_recorded_outcomes_is_exactly_the_runs_its_ledg
     monkeypatch.setenv(LEDGER_ENV, str(ledger))
     ids = AttoVocab.from_text(TEXT, 64).encode(TEXT)
     fit, tune, val = ids[:1000], ids[1000:1300], ids[1300:]
-    # the notebook's two training cells (search, final)
+    # the notebook's training cells (search, final, the transformer's search and final)
     search = atto_series.search_series(
         P.budgets, fit, tune, heatmap_budget=P.heatmap_budget, heatmap_widths=P.heatmap_widths,
         heatmap_fulls=P.heatmap_fulls, n_widths=P.search_widths, fulls=P.search_fulls, steps=P.search_steps,
@@ -208,14 +264,59 @@ def test_the_plan_given_a_build_s_recorded_outcomes_is_exactly_the_runs_its_ledg
         variants=P.search_variants)
     runs = atto_series.train_series(search, fit, val, tune, seeds=P.seeds, steps=P.final_steps,
                                     batch_size=P.final_batch, seq_len=P.final_seq_len)
+    tf_budgets = atto_series.transformer_budget_list(P.budgets, P.transformer_budgets)
+    tf_search = atto_series.search_transformers(
+        {b: search[b] for b in tf_budgets}, fit, tune, n_widths=P.transformer_widths, steps=P.search_steps,
+        chars_per_step=P.search_batch * P.search_seq_len, lr=P.lr, extra_lrs=P.search_lrs if P.search_variants else (),
+        seed=P.seed)
+    tf_runs = atto_series.train_transformer_series(tf_search, fit, val, tune, seeds=P.seeds, steps=P.final_steps,
+                                                   chars_per_step=P.final_batch * P.final_seq_len)
     metrics = json.loads(json.dumps({"profile": P.profile, "search": ac.search_metrics(search),
-                                     "final": ac.final_metrics(runs, search)}))
+                                     "final": ac.final_metrics(runs, search),
+                                     "transformer": ac.transformer_metrics(tf_search, tf_runs)}, sort_keys=True))
     ran = read_ledger(ledger)
-    assert len(ran) == sum(atto_series.search_runs(r) for r in search.values()) + \
-        sum(len(f) + len(P.seeds) - 1 for f in runs.finalist_losses.values())
-    assert plan_mismatch(atto_series.training_plan(P, metrics), ran) == []
-    # without them, the stand-ins plan at least every run made, none of another kind
-    assert all(p.startswith("planned but not run") for p in plan_mismatch(atto_series.training_plan(P), ran))
+    assert tf_search[64] is None and {s.family for s in ran} == {"atto", "tiny_transformer"}
+    assert len(ran) == sum(atto_series.search_runs(r) for r in [*search.values(), *filter(None, tf_search.values())]) \
+        + sum(len(f) + len(P.seeds) - 1 for f in [*runs.finalist_losses.values(), *tf_runs.finalist_losses.values()])
+    plan = atto_series.training_plan(P, metrics)
+    assert plan_mismatch(plan, ran) == []
+    # the transformer's runs to the configuration: the shapes its walk tried, the winner, the kept one
+    assert _work(plan, "tiny_transformer", with_config=True) == _work(ran, "tiny_transformer", with_config=True)
+    # without them, the n-gram's stand-ins plan at least every run made, and the transformer's as many
+    # runs of as many steps (their blocks, hence batches, are the stand-in walk's)
+    standin = atto_series.training_plan(P)
+    assert all(p.startswith("planned but not run") for p in plan_mismatch(
+        [s for s in standin if s.family == "atto"], [s for s in ran if s.family == "atto"]))
+    planned_steps, ran_steps = (Counter(w[1] for w in _work(plan, "tiny_transformer")) for plan in (standin, ran))
+    assert set(planned_steps) == set(ran_steps) and all(planned_steps[k] >= n for k, n in ran_steps.items())
     # a build of another profile searched another grid: its outcomes are not this profile's
     assert atto_series.training_plan(_tiny_parameters("other"), metrics) == \
         atto_series.training_plan(_tiny_parameters("other"))
+
+
+def test_recorded_transformer_outcomes_name_the_shapes_tried_the_rates_the_finalists_and_the_kept_one():
+    metrics = {"transformer": {"64": None, "256": {
+        "shapes": {"E2_L1_H1_block16": 3.1, "E2_L2_H1_block32": 3.0}, "lr_losses": {"0.03": 3.0, "0.01": 3.2},
+        "finalists": [["a", 3.0], ["b", 3.1]], "config": "b"}}}
+    assert atto_series.transformer_search_outcomes(metrics) == {
+        64: None, 256: {"shapes": [(2, 1, 1, 16), (2, 2, 1, 32)], "rates": [0.03, 0.01], "finalists": ["a", "b"],
+                        "kept": "b"}}
+    assert atto_series.transformer_search_outcomes({"search": {}}) == {}
+
+
+def test_the_plan_trains_the_recorded_transformer_shapes_and_the_kept_one_with_the_other_seeds():
+    from atome_core.models import tiny_transformer as tt
+    P = _tiny_parameters()
+    pool = tt.shape_candidates(1024, atto_series.search_widths(1024, n_widths=P.transformer_widths))
+    one = next(k for k in pool if k[1] == 1)
+    deep = next(k for k in pool if k[1] == 2 and pool[k].block_size != pool[one].block_size)
+    outcome = {"shapes": [one, deep], "rates": [P.lr, 0.01], "finalists": [pool[one].describe(), pool[deep].describe()],
+               "kept": pool[deep].describe()}
+    plan = atto_series.transformer_plan(P, {1024: atto_series.planned_transformer_search(P, 1024, 9, outcome)})
+    blocks = {k: pool[k].block_size for k in (one, deep)}
+    # the two shapes, the winner (the first finalist) at the other rate; both finalists, the kept one again
+    assert [s.seq_len for s in plan if s.steps == P.search_steps] == [blocks[one], blocks[deep], blocks[one]]
+    assert [s.seq_len for s in plan if s.steps == P.final_steps] == [blocks[one], blocks[deep], blocks[deep]]
+    # a recorded shape this pool does not have (another code's build): the stand-in walk, 9 - 1 shapes
+    stale = atto_series.planned_transformer_search(P, 1024, 9, {**outcome, "shapes": [(3, 1, 1, 16)]})
+    assert len(stale[0].shape_losses) == 8 and stale[0].best == next(iter(pool.values()))

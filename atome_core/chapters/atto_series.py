@@ -2,6 +2,7 @@
 the one training recipe, and the budget search that picks each budget's configuration.
 """
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -357,6 +358,141 @@ def train_series(search: dict, train_tokens, val_tokens, tune_tokens, *, seeds, 
 
 
 # -----------------------------------------------------------------------------
+# the transformer at the same budgets: the same search budget, the same finalist round
+
+def transformer_batch(chars_per_step: int, block: int) -> int:
+    """Windows per step so that a step sees about chars_per_step characters."""
+    return max(1, round(chars_per_step / block))
+
+
+def transformer_recipe(cfg, *, steps: int, chars_per_step: int, lr: float, seed: int):
+    """The chapter's recipe (recipe_config) for a TinyTransformer(cfg): windows of its block,
+    transformer_batch of them per step."""
+    return recipe_config(steps=steps, batch_size=transformer_batch(chars_per_step, cfg.block_size),
+                         seq_len=cfg.block_size, lr=lr, seed=seed)
+
+
+def train_transformer(cfg, train_tokens, *, steps: int, chars_per_step: int, lr: float, seed: int,
+                      progress_desc: str = ""):
+    """A fresh TinyTransformer(cfg) from torch.manual_seed(seed), trained with transformer_recipe
+    through the shared trainer. Returns (model, TrainResult)."""
+    from ..models.tiny_transformer import TinyTransformer
+    from ..train import train
+    torch.manual_seed(seed)
+    model = TinyTransformer(cfg)
+    tc = transformer_recipe(cfg, steps=steps, chars_per_step=chars_per_step, lr=lr, seed=seed)
+    # the trainer's own end-of-run loss reads a few training windows: nothing is chosen by it
+    result = train(model, train_tokens, train_tokens[: 2 * cfg.block_size + 1], tc, progress_desc=progress_desc)
+    return model, result
+
+
+def transformer_loss(model, tokens) -> float:
+    """Nats per character over tokens[1:], by sliding windows of the model's block, stride half a block."""
+    from ..evaluate import sliding_loss
+    return sliding_loss(model, tokens, model.cfg.block_size, max(1, model.cfg.block_size // 2))
+
+
+def axes_changed(a: tuple, b: tuple) -> int:
+    """How many of (width, layers, heads, target block) differ between two shape keys."""
+    return sum(x != y for x, y in zip(a, b))
+
+
+def transformer_walk(pool: dict, n_shapes: int, score) -> tuple[dict, tuple]:
+    """The transformer search's shape round over `pool` ({key: config}, tiny_transformer.shape_candidates):
+    ({key: loss} of the shapes tried, in the order tried; the best key). The first shape is the
+    pool's first (the widest); each next one is the untried shape with the fewest axes changed
+    from the best so far (ties: pool order), until min(n_shapes, len(pool)) shapes have been
+    scored by score(key) -> loss. A later shape is the best only with a strictly lower loss."""
+    keys, tried, best = list(pool), {}, None
+    while len(tried) < min(len(pool), n_shapes):
+        key = min((k for k in keys if k not in tried), key=lambda k: (axes_changed(k, best or keys[0]), keys.index(k)))
+        tried[key] = score(key)
+        if best is None or tried[key] < tried[best]:
+            best = key
+    return tried, best
+
+
+def transformer_shape_runs(n_runs: int, extra_lrs) -> int:
+    """How many shapes a transformer search of n_runs runs tries: the runs its rate round leaves, at least one."""
+    return max(1, n_runs - len(extra_lrs))
+
+
+def search_transformer(budget: int, n_runs: int, train_tokens, tune_tokens, *, widths, steps: int,
+                       chars_per_step: int, lr: float, extra_lrs=(), seed: int = 0, log=None) -> SearchResult | None:
+    """The transformer's search for `budget` in exactly n_runs short runs (the atto search's
+    count), or fewer when fewer shapes fit; None when none fits.
+
+    Shapes are tiny_transformer.shape_candidates (exact counts), walked by transformer_walk
+    until transformer_shape_runs (n_runs - len(extra_lrs)) shapes have trained; then the
+    winner once more at each of extra_lrs, as search_budget does. Every run trains `steps`
+    steps of about chars_per_step characters and is scored by transformer_loss on tune_tokens.
+    """
+    import time
+
+    from ..models import tiny_transformer
+    t0 = time.perf_counter()
+    pool = tiny_transformer.shape_candidates(budget, widths)
+    if not pool:
+        return None
+    tune = np.asarray(tune_tokens)
+
+    def score(cfg, tag, rate):
+        model, _ = train_transformer(cfg, train_tokens, steps=steps, chars_per_step=chars_per_step, lr=rate,
+                                     seed=seed, progress_desc=f"transformer-{budget} {tag}")
+        loss = transformer_loss(model, tune)
+        if log:
+            log(f"transformer-{budget} {tag:8s} {cfg.describe():60s} {loss:.4f}")
+        return loss
+
+    tried, best = transformer_walk(pool, transformer_shape_runs(n_runs, extra_lrs),
+                                   lambda key: score(pool[key], "shape", lr))
+    lr_losses = {lr: tried[best]}
+    for rate in extra_lrs:
+        lr_losses[rate] = score(pool[best], f"lr {rate:g}", rate)
+    best_lr = min(lr_losses, key=lr_losses.get)
+    return SearchResult(budget, tried, {k: pool[k] for k in tried}, [], pool[best], lr_losses[best_lr],
+                        time.perf_counter() - t0, best_lr, lr_losses)
+
+
+def transformer_finalists(result: SearchResult) -> list:
+    """The search winner and, when it has one layer, the best deeper shape the search tried
+    (the transformer's counterpart of finalists())."""
+    out = [result.best]
+    deeper = [(loss, result.shape_configs[k]) for k, loss in result.shape_losses.items()
+              if result.shape_configs[k].n_layer > result.best.n_layer]
+    if deeper and result.best.n_layer == 1:
+        out.append(min(deeper, key=lambda lc: lc[0])[1])
+    return out
+
+
+def transformer_budget_list(budgets, transformer_budgets) -> list:
+    """The budgets of the series (in its order) the transformer is searched at: those in
+    transformer_budgets, every one when that is None or empty."""
+    return [b for b in budgets if b in (transformer_budgets or budgets)]
+
+
+def search_transformers(atto_search: dict, train_tokens, tune_tokens, *, n_widths: int = 3, **kw) -> dict:
+    """{budget: SearchResult or None}: each budget's transformer search with as many runs as
+    the atto search made there (search_runs), over the n_widths largest widths (search_widths).
+    kw: steps, chars_per_step, lr, extra_lrs, seed (search_transformer)."""
+    from ..progress import progress
+    return {b: search_transformer(b, search_runs(r), train_tokens, tune_tokens,
+                                  widths=search_widths(b, n_widths=n_widths), **kw)
+            for b, r in progress(list(atto_search.items()), desc="transformer search")}
+
+
+def train_transformer_series(search: dict, train_tokens, val_tokens, tune_tokens, *, seeds, steps: int,
+                             chars_per_step: int) -> SeriesRuns:
+    """The transformer's finalist round (train_finalists) over the budgets where one fits."""
+    def fit(cfg, lr, seed, desc):
+        return train_transformer(cfg, train_tokens, steps=steps, chars_per_step=chars_per_step, lr=lr, seed=seed,
+                                 progress_desc=f"transformer-{desc}")
+
+    fitted = {b: r for b, r in search.items() if r is not None}
+    return train_finalists(fitted, transformer_finalists, fit, transformer_loss, val_tokens, tune_tokens, seeds)
+
+
+# -----------------------------------------------------------------------------
 # the training plan: every run the chapter starts, without training (book.estimate)
 
 def series_search_grid(P, budget: int) -> tuple:
@@ -422,129 +558,103 @@ def series_plan(P, search: dict, picked: dict) -> list:
     return plan
 
 
-def training_plan(P, recorded: dict | None = None) -> list:
-    """Every training run the chapter's notebook starts under parameters P that the training
-    ledger records: each budget's search runs (search_series) and finalist round (train_series).
-
-    What depends on results (each budget's winner, hence its variants, and how many finalists)
-    comes from `recorded`, the chapter's metrics.json from a build, when that build ran this
-    profile (another profile searched another grid for other steps), else from the stand-ins of
-    planned_search (the most work). The transformer runs of the comparison (search_transformers,
-    train_transformer_series) are not here: TinyTransformer is not a registered model family, so
-    train.record_run does not record them and run_shape cannot describe them."""
-    same_run = recorded is not None and recorded.get("profile") == P.profile
-    outcomes = search_outcomes(recorded) if same_run else {}
-    search, picked = {}, {}
-    for budget in P.budgets:
-        search[budget], picked[budget] = planned_search(P, budget, outcomes.get(budget))
-    return series_plan(P, search, picked)
+TRANSFORMER_KEY = re.compile(r"E(\d+)_L(\d+)_H(\d+)_block(\d+)")
 
 
-# -----------------------------------------------------------------------------
-# the transformer at the same budgets: the same search budget, the same finalist round
-
-def transformer_batch(chars_per_step: int, block: int) -> int:
-    """Windows per step so that a step sees about chars_per_step characters."""
-    return max(1, round(chars_per_step / block))
-
-
-def train_transformer(cfg, train_tokens, *, steps: int, chars_per_step: int, lr: float, seed: int,
-                      progress_desc: str = ""):
-    """A fresh TinyTransformer(cfg) from torch.manual_seed(seed), trained by train_recipe on
-    windows of its block. Returns (model, TrainResult)."""
-    from ..models.tiny_transformer import TinyTransformer
-    torch.manual_seed(seed)
-    model = TinyTransformer(cfg)
-    batch = transformer_batch(chars_per_step, cfg.block_size)
-    # the trainer's own end-of-run loss reads a few training windows: nothing is chosen by it
-    result = train_recipe(model, train_tokens, train_tokens[: 2 * cfg.block_size + 1], steps=steps,
-                          batch_size=batch, seq_len=cfg.block_size, lr=lr, seed=seed, progress_desc=progress_desc)
-    return model, result
-
-
-def transformer_loss(model, tokens) -> float:
-    """Nats per character over tokens[1:], by sliding windows of the model's block, stride half a block."""
-    from ..evaluate import sliding_loss
-    return sliding_loss(model, tokens, model.cfg.block_size, max(1, model.cfg.block_size // 2))
-
-
-def axes_changed(a: tuple, b: tuple) -> int:
-    """How many of (width, layers, heads, target block) differ between two shape keys."""
-    return sum(x != y for x, y in zip(a, b))
-
-
-def search_transformer(budget: int, n_runs: int, train_tokens, tune_tokens, *, widths, steps: int,
-                       chars_per_step: int, lr: float, extra_lrs=(), seed: int = 0, log=None) -> SearchResult | None:
-    """The transformer's search for `budget` in exactly n_runs short runs (the atto search's
-    count), or fewer when fewer shapes fit; None when none fits.
-
-    Shapes are tiny_transformer.shape_candidates (exact counts). The first is the widest;
-    each next one is the untried shape with the fewest axes changed from the best so far
-    (ties: candidate order), until n_runs - len(extra_lrs) shapes have trained; then the
-    winner once more at each of extra_lrs, as search_budget does. Every run trains `steps`
-    steps of about chars_per_step characters and is scored by transformer_loss on tune_tokens.
-    """
-    import time
-
-    from ..models import tiny_transformer
-    t0 = time.perf_counter()
-    pool = tiny_transformer.shape_candidates(budget, widths)
-    if not pool:
-        return None
-    tune = np.asarray(tune_tokens)
-
-    def score(cfg, tag, rate):
-        model, _ = train_transformer(cfg, train_tokens, steps=steps, chars_per_step=chars_per_step, lr=rate,
-                                     seed=seed, progress_desc=f"transformer-{budget} {tag}")
-        loss = transformer_loss(model, tune)
-        if log:
-            log(f"transformer-{budget} {tag:8s} {cfg.describe():60s} {loss:.4f}")
-        return loss
-
-    keys, tried, best = list(pool), {}, None
-    while len(tried) < min(len(pool), max(1, n_runs - len(extra_lrs))):
-        key = min((k for k in keys if k not in tried), key=lambda k: (axes_changed(k, best or keys[0]), keys.index(k)))
-        tried[key] = score(pool[key], "shape", lr)
-        if best is None or tried[key] < tried[best]:
-            best = key
-    lr_losses = {lr: tried[best]}
-    for rate in extra_lrs:
-        lr_losses[rate] = score(pool[best], f"lr {rate:g}", rate)
-    best_lr = min(lr_losses, key=lr_losses.get)
-    return SearchResult(budget, tried, {k: pool[k] for k in tried}, [], pool[best], lr_losses[best_lr],
-                        time.perf_counter() - t0, best_lr, lr_losses)
-
-
-def transformer_finalists(result: SearchResult) -> list:
-    """The search winner and, when it has one layer, the best deeper shape the search tried
-    (the transformer's counterpart of finalists())."""
-    out = [result.best]
-    deeper = [(loss, result.shape_configs[k]) for k, loss in result.shape_losses.items()
-              if result.shape_configs[k].n_layer > result.best.n_layer]
-    if deeper and result.best.n_layer == 1:
-        out.append(min(deeper, key=lambda lc: lc[0])[1])
+def transformer_search_outcomes(metrics: dict) -> dict:
+    """{budget: the transformer's search and finalist round there as a build of the chapter recorded
+    them in metrics.json ("transformer", atto_comparison.transformer_metrics)}: None where no
+    transformer fits, else {"shapes": [(E, n_layer, n_head, target block) of each shape tried],
+    "rates": [each learning rate the winner trained at], "finalists": [describe() of each finalist,
+    the search's winner first], "kept": describe() of the kept one}. {} for a build without them."""
+    out = {}
+    for budget, t in (metrics.get("transformer") or {}).items():
+        out[int(budget)] = None if t is None else {
+            "shapes": [tuple(map(int, TRANSFORMER_KEY.fullmatch(k).groups())) for k in t["shapes"]],
+            "rates": [float(r) for r in t["lr_losses"]],
+            "finalists": [name for name, _ in t["finalists"]], "kept": t["config"]}
     return out
 
 
-def search_transformers(atto_search: dict, train_tokens, tune_tokens, *, n_widths: int = 3, **kw) -> dict:
-    """{budget: SearchResult or None}: each budget's transformer search with as many runs as
-    the atto search made there (search_runs), over the n_widths largest widths (search_widths).
-    kw: steps, chars_per_step, lr, extra_lrs, seed (search_transformer)."""
-    from ..progress import progress
-    return {b: search_transformer(b, search_runs(r), train_tokens, tune_tokens,
-                                  widths=search_widths(b, n_widths=n_widths), **kw)
-            for b, r in progress(list(atto_search.items()), desc="transformer search")}
+def planned_transformer_search(P, budget: int, n_runs: int, outcome: dict | None = None) -> tuple:
+    """(the SearchResult the plan assumes for the transformer at `budget`, the finalists it assumes,
+    the kept configuration), losses all zero; (None, [], None) where no transformer fits.
+
+    The shapes are the notebook's pool (tiny_transformer.shape_candidates over search_widths with
+    P.transformer_widths), the rate round P.search_lrs when P.search_variants (as the notebook
+    passes them). With `outcome` (transformer_search_outcomes) the shapes tried, the rates, the
+    finalists and the kept one are the recorded ones. Without it, the stand-in: transformer_walk on
+    equal losses (the widest shape stays the best, the shapes nearest it are tried) for as many
+    shape runs as n_runs (the atto search's count) leaves, the winner at each further rate, the
+    finalists transformer_finalists picks (the winner and, where a deeper shape was tried, the first
+    of them: the most finalists any result gives), the winner kept. Any other result makes as many
+    runs of as many steps, each of about as many characters (whole windows of another block)."""
+    from ..models import tiny_transformer
+    pool = tiny_transformer.shape_candidates(budget, search_widths(budget, n_widths=P.transformer_widths))
+    if not pool:
+        return None, [], None
+    extra = tuple(P.search_lrs) if P.search_variants else ()
+    named = {cfg.describe(): cfg for cfg in pool.values()}
+    if outcome is not None and set(outcome["shapes"]) <= set(pool) and \
+            {*outcome["finalists"], outcome["kept"]} <= set(named):
+        tried = dict.fromkeys(outcome["shapes"], 0.0)
+        best, rates = named[outcome["finalists"][0]], outcome["rates"]
+        picked, kept = [named[name] for name in outcome["finalists"]], named[outcome["kept"]]
+    else:
+        tried, best_key = transformer_walk(pool, transformer_shape_runs(n_runs, extra), lambda key: 0.0)
+        best, rates, picked, kept = pool[best_key], [P.lr, *extra], None, None
+    result = SearchResult(budget, tried, {k: pool[k] for k in tried}, [], best, 0.0, 0.0, P.lr,
+                          dict.fromkeys(rates, 0.0))
+    picked = picked or transformer_finalists(result)
+    return result, picked, kept or picked[0]
 
 
-def train_transformer_series(search: dict, train_tokens, val_tokens, tune_tokens, *, seeds, steps: int,
-                             chars_per_step: int) -> SeriesRuns:
-    """The transformer's finalist round (train_finalists) over the budgets where one fits."""
-    def fit(cfg, lr, seed, desc):
-        return train_transformer(cfg, train_tokens, steps=steps, chars_per_step=chars_per_step, lr=lr, seed=seed,
-                                 progress_desc=f"transformer-{desc}")
+def transformer_plan(P, planned: dict) -> list:
+    """RunShapes of the transformer's runs given each budget's planned_transformer_search ({budget:
+    (SearchResult or None, finalists, kept)}): every search run (each shape, the winner at each
+    further rate) at the search's steps and characters per step (search_transformers), then each
+    finalist at the first seed and the kept one at every other seed at the final steps and
+    characters per step (train_transformer_series); each run on windows of its own block
+    (transformer_recipe)."""
+    from ..models.tiny_transformer import TinyTransformer
+    from ..train import run_shape
 
-    fitted = {b: r for b, r in search.items() if r is not None}
-    return train_finalists(fitted, transformer_finalists, fit, transformer_loss, val_tokens, tune_tokens, seeds)
+    def shape(cfg, steps, chars_per_step):
+        tc = transformer_recipe(cfg, steps=steps, chars_per_step=chars_per_step, lr=P.lr, seed=P.seed)
+        return run_shape(TinyTransformer, cfg, tc)
+
+    plan = []
+    for r, picked, kept in planned.values():
+        if r is None:
+            continue
+        searched = [*r.shape_configs.values(), *[r.best] * (len(r.lr_losses) - 1)]
+        plan += [shape(cfg, P.search_steps, P.search_batch * P.search_seq_len) for cfg in searched]
+        finals = [*picked, *[kept] * (len(P.seeds) - 1)]
+        plan += [shape(cfg, P.final_steps, P.final_batch * P.final_seq_len) for cfg in finals]
+    return plan
+
+
+def training_plan(P, recorded: dict | None = None) -> list:
+    """Every training run the chapter's notebook starts under parameters P: each budget's n-gram
+    search runs (search_series) and finalist round (train_series), then the transformer's search
+    (search_transformers, as many runs as the n-gram search made) and finalist round
+    (train_transformer_series) at each budget of transformer_budget_list where one fits.
+
+    What depends on results (each n-gram winner, hence its variants and the transformer's run
+    count; which transformer shapes the walk tries, hence their blocks and batches; how many
+    finalists; which transformer is kept) comes from `recorded`, the chapter's metrics.json from a
+    build, when that build ran this profile (another profile searched another grid for other
+    steps), else from the stand-ins of planned_search and planned_transformer_search (the most
+    runs any result gives)."""
+    same_run = recorded is not None and recorded.get("profile") == P.profile
+    outcomes = search_outcomes(recorded) if same_run else {}
+    tf_outcomes = transformer_search_outcomes(recorded) if same_run else {}
+    search, picked = {}, {}
+    for budget in P.budgets:
+        search[budget], picked[budget] = planned_search(P, budget, outcomes.get(budget))
+    tf = {b: planned_transformer_search(P, b, search_runs(search[b]), tf_outcomes.get(b))
+          for b in transformer_budget_list(P.budgets, P.transformer_budgets)}
+    return series_plan(P, search, picked) + transformer_plan(P, tf)
 
 
 def continuations(model, vocab: AttoVocab, prompts, n_chars: int, temperature: float, seed: int) -> dict:
