@@ -522,6 +522,14 @@ def build_book(profile: str = "cpu", only: list[str] | None = None, render_html:
     return report
 
 
+def duration(seconds: float) -> str:
+    """A time for people: seconds, minutes, hours or days, three significant figures at most."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s" if seconds else "0 s"
+
+
 def describe(profile: str | None = None, log=print) -> None:
     """`atome book --list [--profile P]`: chapters and profiles; with a profile, each chapter's
     training work under it and its estimated time on this machine's device (CUDA when present),
@@ -542,10 +550,10 @@ def describe(profile: str | None = None, log=print) -> None:
     est = estimate(profile, log=log)
     log(f"estimated training time under {profile} on {est['device']} (throughput measured on it; "
         f"cached in {throughput_cache(build_dir(), est['device_spec'])}):")
-    log(f"  {'chapter':24s} {'runs':>6s} {'training tokens':>16s} {'hours':>9s}")
+    log(f"  {'chapter':24s} {'runs':>6s} {'training tokens':>16s} {'time':>10s}")
     for name, row in est["chapters"].items():
-        log(f"  {name:24s} {row['runs']:6d} {row['tokens']:16,d} {row['seconds'] / 3600:9.2f}")
+        log(f"  {name:24s} {row['runs']:6d} {row['tokens']:16,d} {duration(row['seconds']):>10s}")
     log(f"  {'total':24s} {sum(r['runs'] for r in est['chapters'].values()):6d} "
-        f"{sum(r['tokens'] for r in est['chapters'].values()):16,d} {est['total_seconds'] / 3600:9.2f}")
+        f"{sum(r['tokens'] for r in est['chapters'].values()):16,d} {duration(est['total_seconds']):>10s}")
     log("  (training steps only, one run after another on one device; evaluation, tokenizer training "
         "and the chapters' other work are not counted)")
