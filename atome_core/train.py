@@ -333,7 +333,9 @@ def measure_throughput(shape: RunShape, device: str = "cpu", warmup: int = 2, ma
         if timed >= max_steps or (timed >= 2 and ends[-1] - ends[warmup] >= max_seconds):
             raise _MeasuredEnough
 
-    ledger = os.environ.pop(LEDGER_ENV, None)    # a measurement is not part of the build's work
+    # a measurement is not part of a build's work (no ledger line) and draws no bar of its own
+    saved = {k: os.environ.pop(k, None) for k in (LEDGER_ENV, "ATOME_PROGRESS")}
+    os.environ["ATOME_PROGRESS"] = "0"
     try:
         with torch_threads(threads):
             train(model, tokens, tokens[: shape.seq_len + 1], cfg, progress_desc="timing", callback=tick,
@@ -341,8 +343,10 @@ def measure_throughput(shape: RunShape, device: str = "cpu", warmup: int = 2, ma
     except _MeasuredEnough:
         pass
     finally:
-        if ledger is not None:
-            os.environ[LEDGER_ENV] = ledger
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
     seconds = float(np.median(np.diff(ends[warmup:])))
     return shape.batch_size * shape.seq_len * shape.grad_accum / max(seconds, 1e-9)
 

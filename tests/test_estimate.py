@@ -1,6 +1,7 @@
 """`atome book --list --profile P`: each chapter's training time from a measured throughput."""
 import json
 import math
+import os
 
 import pytest
 
@@ -40,9 +41,11 @@ def test_a_training_run_appends_its_shape_to_the_ledger(tmp_path, monkeypatch):
 def test_measuring_throughput_times_real_steps_and_leaves_the_ledger_alone(tmp_path, monkeypatch):
     ledger = tmp_path / "training_runs.jsonl"
     monkeypatch.setenv(LEDGER_ENV, str(ledger))
+    monkeypatch.setenv("ATOME_PROGRESS", "1")
     rate = measure_throughput(small_shape(), max_steps=3)
     assert math.isfinite(rate) and rate > 0
     assert not ledger.exists()
+    assert os.environ[LEDGER_ENV] == str(ledger) and os.environ["ATOME_PROGRESS"] == "1"   # both restored
     assert json.loads(json.dumps(E._shape_key(small_shape())))   # the cache key is plain JSON
 
 
