@@ -106,3 +106,16 @@ def test_book_list_without_a_profile_measures_nothing(monkeypatch):
     lines = []
     runner.describe(None, log=lines.append)
     assert not any(line.startswith("estimated") for line in lines)
+
+
+@pytest.mark.parametrize("profile", ["cpu", "paper"])
+def test_every_planned_run_fits_its_models_longest_sequence(profile):
+    # A window longer than a model's max_seq (or block) fails on the first step: at paper, after
+    # hours of other chapters. The plans let a test see it without training anything.
+    from atome_core.book import profiles
+    limits = {"modern": "max_seq", "vanilla": "max_seq", "tiny_transformer": "block_size"}
+    for name in profiles.load_profiles()["chapters"]:
+        for run in E.chapter_plan(name, profile):
+            if run.family in limits:
+                limit = json.loads(run.model_config)[limits[run.family]]
+                assert run.seq_len <= limit, f"{name}: a {run.family} run of {run.seq_len} > {limit}"

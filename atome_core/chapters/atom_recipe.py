@@ -49,26 +49,39 @@ def byte_window(seq_len: int, bytes_per_token: float) -> int:
     return max(8, int(round(seq_len * bytes_per_token)))
 
 
+def model_specs(vocab_size: int, atom_overrides: dict, atom_small_overrides: dict, seq_len: int,
+                byte_seq: int) -> list:
+    """[(name, model class, config, byte-level?, training window)] of the chapter's four models:
+    the Atom-style model at the profile's size and one of the modern 60K baseline's size (BPE,
+    `vocab_size`), the routed ternary and modern 60K models (bytes). A modern model's max_seq
+    (a sanity bound: RoPE has no table, the parameters do not change) is raised to its window."""
+    import dataclasses
+
+    from ..models.modern import ModernLM
+    from ..models.routed import RoutedConfig, RoutedLM
+
+    def fitting(cfg, window):
+        return dataclasses.replace(cfg, max_seq=max(cfg.max_seq, window))
+    return [("Atom-style (BPE)", ModernLM, fitting(atom_config(vocab_size=vocab_size, **atom_overrides), seq_len),
+             False, seq_len),
+            ("Atom-style 60K (BPE)", ModernLM,
+             fitting(atom_config(vocab_size=vocab_size, **atom_small_overrides), seq_len), False, seq_len),
+            ("routed ternary 60K (bytes)", RoutedLM, RoutedConfig(), True, byte_seq),
+            ("modern 60K (bytes)", ModernLM, fitting(ModernConfig(), byte_seq), True, byte_seq)]
+
+
 def build_models(tokenizer, seed: int, atom_overrides: dict, atom_small_overrides: dict, seq_len: int,
                  byte_seq: int) -> dict:
-    """{name: (model, tokenizer, training window)}: the Atom-style model at the profile's
-    size and one of the modern 60K baseline's size (BPE), the routed ternary and modern
-    60K models (bytes); each initialised right after torch.manual_seed(seed)."""
+    """{name: (model, tokenizer, training window)} of `model_specs`, each initialised right
+    after torch.manual_seed(seed)."""
     import torch
 
     from ..data.tokenizer import ByteTokenizer
-    from ..models.modern import ModernConfig, ModernLM
-    from ..models.routed import RoutedConfig, RoutedLM
-    builders = [("Atom-style (BPE)", lambda: ModernLM(atom_config(vocab_size=tokenizer.vocab_size, **atom_overrides)),
-                 tokenizer, seq_len),
-                ("Atom-style 60K (BPE)", lambda: ModernLM(atom_config(vocab_size=tokenizer.vocab_size,
-                                                                      **atom_small_overrides)), tokenizer, seq_len),
-                ("routed ternary 60K (bytes)", lambda: RoutedLM(RoutedConfig()), ByteTokenizer(), byte_seq),
-                ("modern 60K (bytes)", lambda: ModernLM(ModernConfig()), ByteTokenizer(), byte_seq)]
     models = {}
-    for name, build, tok, window in builders:
+    for name, model_class, config, byte_level, window in model_specs(tokenizer.vocab_size, atom_overrides,
+                                                                     atom_small_overrides, seq_len, byte_seq):
         torch.manual_seed(seed)
-        models[name] = (build(), tok, window)
+        models[name] = (model_class(config), ByteTokenizer() if byte_level else tokenizer, window)
     return models
 
 
@@ -86,16 +99,11 @@ def training_plan(P, bytes_per_token: float | None = None) -> list:
     trained tokenizer's bytes per token (`byte_window`), known only once it is trained: pass the
     value a build measured; None stands in one byte per token (the byte window = the BPE window).
     The BPE models' vocabulary is `P.bpe_vocab`, the size the tokenizer is trained to."""
-    from ..models.modern import ModernLM
-    from ..models.routed import RoutedConfig, RoutedLM
     from ..train import run_shape
     byte_seq = byte_window(P.seq_len, bytes_per_token or 1.0)
-    runs = [(ModernLM, atom_config(vocab_size=P.bpe_vocab, **P.atom_overrides), P.seq_len),
-            (ModernLM, atom_config(vocab_size=P.bpe_vocab, **P.atom_small_overrides), P.seq_len),
-            (RoutedLM, RoutedConfig(), byte_seq),
-            (ModernLM, ModernConfig(), byte_seq)]
-    return [run_shape(cls, cfg, curriculum_config(P.steps, P.batch_size, window, P.lr, P.seed))
-            for cls, cfg, window in runs]
+    specs = model_specs(P.bpe_vocab, P.atom_overrides, P.atom_small_overrides, P.seq_len, byte_seq)
+    return [run_shape(model_class, config, curriculum_config(P.steps, P.batch_size, window, P.lr, P.seed))
+            for _, model_class, config, _, window in specs]
 
 
 def train_on_curriculum(models: dict, corpora: dict, curriculum, val_text: str, steps: int, batch_size: int,
