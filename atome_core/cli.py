@@ -57,7 +57,7 @@ ENVIRONMENT = {
     "ATOME_CHECKPOINT_DIR": "resumable training: jobs checkpoint there and continue where they stopped "
                             "(the book runner sets it for profiles that ask for it)",
     "ATOME_TRAINING_LEDGER": "a file every training run appends its shape to, one JSON line each "
-                             "(the book runner sets it to each chapter's results/training_runs.jsonl)",
+                             "(a chapter sets it to training_runs.jsonl in its results folder when it opens)",
 }
 
 

@@ -8,6 +8,10 @@ REPO_ROOT = PACKAGE_DIR.parent
 # where a plain `pip install .` puts the files a checkout keeps beside the package
 # (pyproject.toml's data-files: the C engine's sources, the corpus manifest)
 INSTALLED_SHARE = Path(sys.prefix) / "share" / "atome"
+# the file every training run appends its shape to (atome_core.train.record_run); a chapter
+# points it at LEDGER_FILE in its results folder when it opens (book.chapter.open_chapter)
+LEDGER_ENV = "ATOME_TRAINING_LEDGER"
+LEDGER_FILE = "training_runs.jsonl"
 
 
 def beside_package(relative: str) -> Path:

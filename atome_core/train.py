@@ -18,8 +18,8 @@ Resuming from step k replays exactly the steps k+1.. of an uninterrupted run.
 Under torchrun (atome_core.distributed) every rank draws the global batch and trains on its
 rows; gradients and logged losses are averaged over the ranks; rank 0 writes checkpoints.
 
-The training ledger: when ATOME_TRAINING_LEDGER names a file (the book runner sets it to a
-chapter's results), every call of `train` appends one JSON line describing the run it starts
+The training ledger: when ATOME_TRAINING_LEDGER names a file (a chapter sets it to
+training_runs.jsonl in its results when it opens), every call of `train` appends one JSON line describing the run it starts
 (`RunShape`: family, model config, steps, batch, window, accumulation, autocast, teacher), so a
 build records the training work it did; `measure_throughput` times a few real steps of such a
 shape on a device, the measured rate behind `atome book --list`'s time estimates.
@@ -50,9 +50,8 @@ from .evaluate import evaluate_loss
 from .files import write_atomic
 from .formats.model_file import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 from .models import family_of
+from .paths import LEDGER_ENV
 from .progress import progress
-
-LEDGER_ENV = "ATOME_TRAINING_LEDGER"
 
 # fields that may differ between the run that wrote a checkpoint and the one that resumes it
 RESUMABLE_CHANGES = {"checkpoint_path", "checkpoint_every", "log_every", "eval_every", "eval_batches",

@@ -2,6 +2,7 @@
 and a chapter run by hand with parameters never writing into the published results."""
 import csv
 import json
+import os
 import textwrap
 
 import pytest
@@ -124,3 +125,16 @@ def test_a_papermill_run_that_injects_its_output_path_writes_results_beside_the_
     monkeypatch.setenv("ATOME_RESULTS_DIR", str(tmp_path / "elsewhere"))   # the environment still wins
     _, results = open_chapter({"chapter": "a", "profile": "smoke", "PAPERMILL_OUTPUT_PATH": str(out)})
     assert results.dir == tmp_path / "elsewhere"
+
+
+def test_opening_a_chapter_starts_a_fresh_training_ledger_in_its_results(grid_book, monkeypatch):
+    from atome_core.paths import LEDGER_ENV, LEDGER_FILE
+    monkeypatch.delenv("ATOME_RESULTS_DIR", raising=False)
+    monkeypatch.setenv("ATOME_PROFILE", "smoke")
+    monkeypatch.setenv(LEDGER_ENV, "elsewhere.jsonl")     # restored after the test
+    _, results = open_chapter({"chapter": "a", "profile": None, "n": None, "m": None})
+    ledger = results.dir / LEDGER_FILE
+    assert os.environ[LEDGER_ENV] == str(ledger)
+    ledger.write_text('{"an earlier run": 1}\n')
+    open_chapter({"chapter": "a", "profile": None, "n": None, "m": None})
+    assert not ledger.exists()                           # the run opened again records only its own work

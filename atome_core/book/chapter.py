@@ -23,6 +23,10 @@ then its setup cell calls `P, results = open_chapter(globals())`.
   `papermill in.ipynb runs/out.ipynb --inject-output-path` -> runs/out_results/ (unless
   ATOME_RESULTS_DIR names a folder), never to the published results.
 
+Every route records the chapter's training work: open_chapter points ATOME_TRAINING_LEDGER at
+training_runs.jsonl in the results folder (emptied first), and every training run of the
+chapter, in its process or in worker processes it starts, appends its shape there.
+
 It also keeps a chapter's outputs clean for the page: no progress bars (ATOME_PROGRESS
 and the Hugging Face libraries' bars off unless asked for), no tqdm warnings.
 """
@@ -31,6 +35,7 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+from ..paths import LEDGER_ENV, LEDGER_FILE
 from .profiles import resolve_parameters
 from .results import ChapterResults
 
@@ -55,6 +60,15 @@ def quiet_outputs() -> None:
 
 def open_chapter(namespace: dict) -> tuple[SimpleNamespace, ChapterResults]:
     """(parameters, results) of the chapter whose globals() are `namespace`."""
+    P, results = chapter_and_results(namespace)
+    ledger = results.dir / LEDGER_FILE
+    ledger.unlink(missing_ok=True)          # this run's training, not an earlier run's
+    os.environ[LEDGER_ENV] = str(ledger)
+    return P, results
+
+
+def chapter_and_results(namespace: dict) -> tuple[SimpleNamespace, ChapterResults]:
+    """The chapter's parameters and its results folder, by the route it runs on (module docstring)."""
     chapter = namespace.get("chapter")
     if not chapter:
         raise ValueError("the parameters cell must name the chapter: chapter = \"<notebook stem>\"")

@@ -32,7 +32,6 @@ import yaml
 from ..distributed import CHECKPOINT_ENV
 from ..paths import PACKAGE_DIR, build_dir, repo_root
 from ..progress import progress_enabled
-from ..train import LEDGER_ENV
 from . import claims
 from . import profiles as profiles_mod
 from .chapter import QUIET_ENV
@@ -45,7 +44,6 @@ ROOT_FINGERPRINT_FILES = ["data/*.yml", "data/*.json", "c_engine/*.c", "c_engine
 BOOK_FILES = ["_config.yml", "_toc.yml"]
 EXTRA_DIR = "_extra"   # html_extra_path in _config.yml: copied into the site as is
 RENDER_ONLY_ENV = "ATOME_BOOK_RENDER"   # set while `atome book` renders executed notebooks
-LEDGER_FILE = "training_runs.jsonl"   # a chapter's training ledger, in its results folder
 
 
 # The kernel starts quiet (chapter.QUIET_ENV), and without the warning that tqdm found no
@@ -236,8 +234,6 @@ def execute_chapter(chapter: Chapter, profile: str, params: dict, key: str, buil
     # inline backend is what puts figures into the executed notebook.
     kernel_env = {**QUIET_ENV, "ATOME_RESULTS_DIR": str(staged_results), "ATOME_PROFILE": profile,
                   "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *KERNEL_WARNINGS]))}
-    # every training run appends its shape here: the chapter's training work, published with its results
-    kernel_env[LEDGER_ENV] = str(staged_results / LEDGER_FILE)
     if (spec["profiles"].get(profile) or {}).get("checkpoints"):
         # every training run of the chapter resumes from its last checkpoint when run again
         kernel_env[CHECKPOINT_ENV] = str(build / "checkpoints" / profile / chapter.name)
