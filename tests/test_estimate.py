@@ -119,3 +119,11 @@ def test_every_planned_run_fits_its_models_longest_sequence(profile):
             if run.family in limits:
                 limit = json.loads(run.model_config)[limits[run.family]]
                 assert run.seq_len <= limit, f"{name}: a {run.family} run of {run.seq_len} > {limit}"
+
+
+def test_a_planned_run_that_cannot_train_names_its_chapter_and_shape(tmp_path, monkeypatch):
+    from atome_core.models.modern import ModernConfig, ModernLM
+    too_long = run_shape(ModernLM, ModernConfig(max_seq=16), TrainConfig(steps=3, batch_size=2, seq_len=32))
+    monkeypatch.setattr(E, "chapter_plan", lambda name, profile, spec=None, build=None, device=None: [too_long])
+    with pytest.raises(ValueError, match=r"^X: a planned modern run \(2 x 32, .*longer than max_seq 16"):
+        E.estimate("smoke", device="cpu", build=tmp_path, chapters=["X"], log=lambda *a: None)

@@ -130,6 +130,7 @@ def default_device() -> str:
 
 
 def throughput_cache(build: Path, device: str) -> Path:
+    """The file of a device's measured rates, named by the device in words."""
     safe = "".join(c if c.isalnum() else "-" for c in device_name(device)).strip("-")
     return build / "throughput" / f"{safe}.json"
 
@@ -138,19 +139,24 @@ def _shape_key(shape: RunShape) -> str:
     return json.dumps(asdict(shape) | {"steps": 1}, sort_keys=True)
 
 
-def measured_rates(shapes: list[RunShape], device: str, build: Path, log=print) -> dict[str, float]:
-    """{step key: training tokens per second} of each distinct shape on `device`, measured once
-    and cached in `throughput_cache` (a shape measured before is not timed again)."""
+def measured_rates(plans: dict[str, list[RunShape]], device: str, build: Path, log=print) -> dict[str, float]:
+    """{step key: training tokens per second} of each distinct shape of `plans` ({chapter: plan})
+    on `device`, measured once and cached in `throughput_cache` (a shape measured before is not
+    timed again; each measurement is kept as soon as it is made)."""
     from ..progress import progress
     cache = throughput_cache(build, device)
     rates = json.loads(cache.read_text())["tokens_per_second"] if cache.exists() else {}
-    todo = {_shape_key(s): s for s in shapes if _shape_key(s) not in rates}
+    todo = {_shape_key(s): (chapter, s) for chapter, plan in plans.items() for s in plan if _shape_key(s) not in rates}
     if todo:
         log(f"[atome book] timing {len(todo)} training-step shapes on {device_name(device)} ...")
-    for key, shape in progress(list(todo.items()), desc="measuring throughput", unit="shape"):
-        rates[key] = measure_throughput(shape, device)
+    for key, (chapter, shape) in progress(list(todo.items()), desc="measuring throughput", unit="shape"):
+        try:
+            rates[key] = measure_throughput(shape, device)
+        except (ValueError, RuntimeError) as e:   # a run that cannot train: say which
+            raise ValueError(f"{chapter}: a planned {shape.family} run ({shape.batch_size} x {shape.seq_len}, "
+                             f"config {shape.model_config}) cannot train: {e}") from None
         write_atomic(cache, json.dumps({"device": device_name(device), "tokens_per_second": rates},
-                                       indent=1, sort_keys=True))   # each measurement kept at once
+                                       indent=1, sort_keys=True))
     return rates
 
 
@@ -165,7 +171,7 @@ def estimate(profile: str, device: str | None = None, build: Path | None = None,
     spec = profiles_mod.load_profiles()
     names = chapters or [ch.name for ch in list_chapters()]
     plans = {name: chapter_plan(name, profile, spec, build, device) for name in names}
-    rates = measured_rates([s for plan in plans.values() for s in plan], device, build, log=log)
+    rates = measured_rates(plans, device, build, log=log)
     out = {}
     for name, plan in plans.items():
         seconds = sum(s.tokens / rates[_shape_key(s)] for s in plan)
