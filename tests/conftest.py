@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from atome_core.paths import LEDGER_ENV
 from atome_core.train import torch_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = "smoke"
+
+
+@pytest.fixture(autouse=True)
+def no_training_ledger(monkeypatch):
+    """No test's training lands in a ledger another test left set (open_chapter sets one for the
+    process); a test that wants a ledger sets ATOME_TRAINING_LEDGER itself."""
+    monkeypatch.delenv(LEDGER_ENV, raising=False)
 
 
 @pytest.fixture(scope="module")

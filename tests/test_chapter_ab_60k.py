@@ -7,6 +7,7 @@ import pytest
 
 from atome_core.book.report import table_markdown
 from atome_core.chapters import ab_60k as ab
+from atome_core.chapters import published_944k
 from atome_core.train import TrainConfig
 
 
@@ -141,7 +142,7 @@ def test_the_ablation_summary_finds_the_costliest_pathway_and_copes_without_retr
 def test_the_published_gap_is_routed_minus_vanilla_here_and_in_the_kit():
     published = {"routed 944K": {"nats_per_byte": 1.10, "kit_val_nats_per_byte": 1.0545},
                  "vanilla 944K": {"nats_per_byte": 1.00, "kit_val_nats_per_byte": 0.9337}}
-    rows = ab.published_gap_table(published)[1]
+    rows = published_944k.published_gap_table(published)[1]
     assert rows[0][0] == "routed minus vanilla"
     assert rows[0][1] == pytest.approx(0.10) and rows[0][2] == pytest.approx(0.1208)
     assert rows[0][3] == pytest.approx(0.10 - 0.1208)

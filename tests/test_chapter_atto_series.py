@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from atome_core.chapters import atto_comparison as ac
-from atome_core.chapters import atto_series
+from atome_core.chapters import atto_plan, atto_series
 from atome_core.models.atto import AttoConfig, AttoModel, AttoVocab
 
 TEXT = "to be or not to be, that is the question: whether 'tis nobler in the mind to suffer\n" * 20
@@ -175,14 +175,14 @@ def _by_budget(plan, P) -> dict:
 def test_the_paper_plan_searches_every_shape_then_trains_two_finalists_and_the_other_seeds_per_budget():
     from atome_core.book.estimate import chapter_namespace
     P = chapter_namespace("01_atto_series", "paper")
-    plan = [s for s in atto_series.training_plan(P) if s.family == "atto"]
+    plan = [s for s in atto_plan.training_plan(P) if s.family == "atto"]
     final = [s for s in plan if (s.steps, s.batch_size, s.seq_len) == (P.final_steps, P.final_batch, P.final_seq_len)]
     search = [s for s in plan if (s.steps, s.batch_size, s.seq_len) == (P.search_steps, P.search_batch, P.search_seq_len)]
     assert len(final) + len(search) == len(plan)
     # 64 parameters fit only the linear model: no variants, one finalist; every other budget's
     # stand-in winner has a two-layer variant, so two finalists, then the other seeds
     assert len(final) == 1 + len(P.seeds) - 1 + (len(P.budgets) - 1) * (2 + len(P.seeds) - 1)
-    shapes = {b: atto_series.search_shapes(b, *atto_series.series_search_grid(P, b)) for b in P.budgets}
+    shapes = {b: atto_series.search_shapes(b, *atto_plan.series_search_grid(P, b)) for b in P.budgets}
     assert len(shapes[P.heatmap_budget]) > len(P.heatmap_fulls)          # the heat map's wider grid
     assert len(search) > sum(map(len, shapes.values())) + len(P.budgets) * len(P.search_lrs)
     (linear,) = shapes[64].values()      # 64: its one shape at three rates, then with every seed
@@ -194,7 +194,7 @@ def test_the_paper_plan_gives_the_transformer_the_n_gram_search_s_run_count_and_
     from atome_core.models import tiny_transformer as tt
     P = chapter_namespace("01_atto_series", "paper")
     assert P.transformer_budgets is None          # the paper profile compares at every budget
-    plan = atto_series.training_plan(P)
+    plan = atto_plan.training_plan(P)
     runs = _by_budget(plan, P)
     for b in P.budgets:
         pool = tt.shape_candidates(b, atto_series.search_widths(b, n_widths=P.transformer_widths))
@@ -219,12 +219,12 @@ def test_a_paper_parameter_changes_the_plan():
     # per budget and family: the kept configuration with two seeds fewer, the search's winner at
     # one rate fewer (the transformer's search, one run shorter as the n-gram's, loses its rate run);
     # no transformer fits 64 parameters
-    plan = atto_series.training_plan(P)
-    assert len(plan) - len(atto_series.training_plan(fewer)) == \
+    plan = atto_plan.training_plan(P)
+    assert len(plan) - len(atto_plan.training_plan(fewer)) == \
         (2 + 1) * (2 * len(P.budgets) - 1)
     # the transformer at two budgets only: the other budgets' transformer runs are gone
     two = SimpleNamespace(**{**vars(P), "transformer_budgets": [256, 16384]})
-    runs = _by_budget(atto_series.training_plan(two), P)
+    runs = _by_budget(atto_plan.training_plan(two), P)
     assert {b for b, family, _ in runs if family == "tiny_transformer"} == {256, 16384}
     assert runs == {k: n for k, n in _by_budget(plan, P).items()
                     if k[1] == "atto" or k[0] in (256, 16384)}
@@ -251,7 +251,7 @@ def _work(plan, family, with_config=False) -> list:
 
 def test_the_plan_given_a_build_s_recorded_outcomes_is_exactly_the_runs_its_ledger_recorded(tmp_path, monkeypatch):
     from atome_core.book.estimate import plan_mismatch
-    from atome_core.train import LEDGER_ENV, read_ledger
+    from atome_core.ledger import LEDGER_ENV, read_ledger
     P, ledger = _tiny_parameters(), tmp_path / "training_runs.jsonl"
     monkeypatch.setenv(LEDGER_ENV, str(ledger))
     ids = AttoVocab.from_text(TEXT, 64).encode(TEXT)
@@ -278,30 +278,30 @@ def test_the_plan_given_a_build_s_recorded_outcomes_is_exactly_the_runs_its_ledg
     assert tf_search[64] is None and {s.family for s in ran} == {"atto", "tiny_transformer"}
     assert len(ran) == sum(atto_series.search_runs(r) for r in [*search.values(), *filter(None, tf_search.values())]) \
         + sum(len(f) + len(P.seeds) - 1 for f in [*runs.finalist_losses.values(), *tf_runs.finalist_losses.values()])
-    plan = atto_series.training_plan(P, metrics)
+    plan = atto_plan.training_plan(P, metrics)
     assert plan_mismatch(plan, ran) == []
     # the transformer's runs to the configuration: the shapes its walk tried, the winner, the kept one
     assert _work(plan, "tiny_transformer", with_config=True) == _work(ran, "tiny_transformer", with_config=True)
     # without them, the n-gram's stand-ins plan at least every run made, and the transformer's as many
     # runs of as many steps (their blocks, hence batches, are the stand-in walk's)
-    standin = atto_series.training_plan(P)
+    standin = atto_plan.training_plan(P)
     assert all(p.startswith("planned but not run") for p in plan_mismatch(
         [s for s in standin if s.family == "atto"], [s for s in ran if s.family == "atto"]))
     planned_steps, ran_steps = (Counter(w[1] for w in _work(plan, "tiny_transformer")) for plan in (standin, ran))
     assert set(planned_steps) == set(ran_steps) and all(planned_steps[k] >= n for k, n in ran_steps.items())
     # a build of another profile searched another grid: its outcomes are not this profile's
-    assert atto_series.training_plan(_tiny_parameters("other"), metrics) == \
-        atto_series.training_plan(_tiny_parameters("other"))
+    assert atto_plan.training_plan(_tiny_parameters("other"), metrics) == \
+        atto_plan.training_plan(_tiny_parameters("other"))
 
 
 def test_recorded_transformer_outcomes_name_the_shapes_tried_the_rates_the_finalists_and_the_kept_one():
     metrics = {"transformer": {"64": None, "256": {
         "shapes": {"E2_L1_H1_block16": 3.1, "E2_L2_H1_block32": 3.0}, "lr_losses": {"0.03": 3.0, "0.01": 3.2},
         "finalists": [["a", 3.0], ["b", 3.1]], "config": "b"}}}
-    assert atto_series.transformer_search_outcomes(metrics) == {
+    assert atto_plan.transformer_search_outcomes(metrics) == {
         64: None, 256: {"shapes": [(2, 1, 1, 16), (2, 2, 1, 32)], "rates": [0.03, 0.01], "finalists": ["a", "b"],
                         "kept": "b"}}
-    assert atto_series.transformer_search_outcomes({"search": {}}) == {}
+    assert atto_plan.transformer_search_outcomes({"search": {}}) == {}
 
 
 def test_the_plan_trains_the_recorded_transformer_shapes_and_the_kept_one_with_the_other_seeds():
@@ -312,11 +312,11 @@ def test_the_plan_trains_the_recorded_transformer_shapes_and_the_kept_one_with_t
     deep = next(k for k in pool if k[1] == 2 and pool[k].block_size != pool[one].block_size)
     outcome = {"shapes": [one, deep], "rates": [P.lr, 0.01], "finalists": [pool[one].describe(), pool[deep].describe()],
                "kept": pool[deep].describe()}
-    plan = atto_series.transformer_plan(P, {1024: atto_series.planned_transformer_search(P, 1024, 9, outcome)})
+    plan = atto_plan.transformer_plan(P, {1024: atto_plan.planned_transformer_search(P, 1024, 9, outcome)})
     blocks = {k: pool[k].block_size for k in (one, deep)}
     # the two shapes, the winner (the first finalist) at the other rate; both finalists, the kept one again
     assert [s.seq_len for s in plan if s.steps == P.search_steps] == [blocks[one], blocks[deep], blocks[one]]
     assert [s.seq_len for s in plan if s.steps == P.final_steps] == [blocks[one], blocks[deep], blocks[deep]]
     # a recorded shape this pool does not have (another code's build): the stand-in walk, 9 - 1 shapes
-    stale = atto_series.planned_transformer_search(P, 1024, 9, {**outcome, "shapes": [(3, 1, 1, 16)]})
+    stale = atto_plan.planned_transformer_search(P, 1024, 9, {**outcome, "shapes": [(3, 1, 1, 16)]})
     assert len(stale[0].shape_losses) == 8 and stale[0].best == next(iter(pool.values()))

@@ -4,19 +4,19 @@ import math
 import os
 
 import pytest
+import torch
 
 from atome_core.book import estimate as E
 from atome_core.book import runner
-from atome_core.models.routed import RoutedConfig, RoutedLM
-from atome_core.train import (
+from atome_core.ledger import (
     LEDGER_ENV,
     RunShape,
-    TrainConfig,
     measure_throughput,
     read_ledger,
     run_shape,
-    train,
 )
+from atome_core.models.routed import RoutedConfig, RoutedLM
+from atome_core.train import TrainConfig, train
 
 
 def small_shape(steps=5, batch_size=4, seq_len=16) -> RunShape:
@@ -127,3 +127,10 @@ def test_a_planned_run_that_cannot_train_names_its_chapter_and_shape(tmp_path, m
     monkeypatch.setattr(E, "chapter_plan", lambda name, profile, spec=None, build=None, device=None: [too_long])
     with pytest.raises(ValueError, match=r"^X: a planned modern run \(2 x 32, .*longer than max_seq 16"):
         E.estimate("smoke", device="cpu", build=tmp_path, chapters=["X"], log=lambda *a: None)
+
+
+def test_a_teacher_outside_the_registry_is_recorded_by_its_class_name():
+    class Oracle(torch.nn.Module):
+        pass
+    shape = run_shape(RoutedLM, RoutedConfig(), TrainConfig(steps=1, batch_size=2, seq_len=8), teacher=Oracle())
+    assert (shape.teacher_family, shape.teacher_config) == ("Oracle", None)

@@ -15,7 +15,7 @@ LAYERS = [
     {"quant"},
     {"models"},
     {"formats"},
-    {"train", "evaluate", "recipe", "distributed"},
+    {"train", "ledger", "evaluate", "recipe", "distributed"},
     {"engine"},
     {"firmware"},
     {"harness"},

@@ -57,7 +57,7 @@ def test_every_chapters_training_plan_matches_what_it_trained_under_paper_smoke(
     # The plans behind `atome book --list --profile paper`: what each notebook trained under the
     # paper profile's code paths (its ledger) is exactly what its plan says it trains.
     from atome_core.book.estimate import PLANS, chapter_plan, plan_mismatch
-    from atome_core.train import read_ledger
+    from atome_core.ledger import read_ledger
     build, skipped = paper_smoke_build
     results = build / "results" / PROFILE
     for name in profiles.load_profiles()["chapters"]:

@@ -26,12 +26,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from ..files import write_atomic
-from ..train import RunShape, measure_throughput
+from ..ledger import RunShape, measure_throughput
 from . import profiles as profiles_mod
 
 # chapter -> (module under atome_core.chapters, its plan function); a chapter not named trains nothing
 PLANS = {
-    "01_atto_series": ("atto_series", "training_plan"),
+    "01_atto_series": ("atto_plan", "training_plan"),
     "02_ternary_qat": ("ternary_qat", "training_plan"),
     "04_ab_60k": ("ab_60k", "training_plan"),
     "05_reversal": ("reversal_ladder", "training_plan"),

@@ -7,6 +7,7 @@ validation split, so with a constant rate and no warmup the curve's point at ste
 k-step run's result: from the curves come the ranking at each budget, the comparison with
 the kit at its own step counts (`baseline_finding`) and the ablations' baseline. The chapter
 publishes two routed models for chapters 3 and 7 (`PUBLISHED_MODELS`, `publish_models`).
+The kit's published 944K checkpoints, scored beside the 60K models, are in published_944k.
 """
 import math
 
@@ -22,8 +23,6 @@ KIT_PPL = {
 # the step count behind each of the kit's figures
 KIT_STEPS = {"3000 steps, 1 seed": 3000, "1500 steps, median of 3 seeds": 1500}
 KIT_TRAIN_SECONDS = {"routed": 195, "vanilla param-fair": 95}
-# reported validation losses of the published 944K checkpoints (nats per byte, the kit's split)
-KIT_944K_VAL_NATS = {"routed": 1.0545, "vanilla": 0.9337}
 # the four models of the main comparison, in the order of every table and figure
 MAIN = ["routed", "vanilla param-fair", "vanilla flash-fair", "modern"]
 # the training speed we set out to reach: routed at this fraction of vanilla's tokens per second
@@ -190,8 +189,8 @@ def act8_job(splits: dict, base, seed: int = 0):
 def training_plan(P) -> list:
     """Every training run of the chapter under parameters `P` (atome_core.book.estimate): the
     8-bit routed run and `train_jobs`' runs, built as the notebook builds them, without data."""
+    from ..ledger import job_shape
     from ..recipe import KIT_LR, book_config
-    from ..train import job_shape
     names = ["shakespeare"] + (["tinystories"] if tinystories_source(P.tinystories_path) else [])
     main_corpus = names[-1]
     empty = np.zeros(0, np.int64)
@@ -575,50 +574,3 @@ def ablation_summary(scores: dict) -> dict:
     return {"worst": worst, "worst_cost": p[worst]["switched_off_bpb"] - scores["full_bpb"],
             "needed": max(retrained, key=retrained.get) if retrained else not_trained,
             "spare": min(retrained, key=retrained.get) if retrained else not_trained}
-
-
-# -- the published 944K checkpoints --------------------------------------------------------------
-
-
-def published_generation(models: dict, reference: dict, prompt: str = "Once") -> tuple[dict, list]:
-    """({model name: greedy output equals the kit's C engine's}, the blob model's output)
-    for the kit's reference prompt, up to its max_total_tokens."""
-    import torch
-    case = next(c for c in reference["cases"] if c["prompt"] == prompt)
-    once = torch.tensor([list(case["prompt"].encode())])
-    n_new = reference["max_total_tokens"] - once.size(1)
-    generated = {name: m.generate(once, n_new)[0, once.size(1):].tolist() for name, m in models.items()}
-    return {name: g == case["generated_byte_ids"] for name, g in generated.items()}, generated
-
-
-def published_scores(models: dict, kit_val: dict, tokens, max_windows) -> dict:
-    """Per published model: its score on non-overlapping 256-byte windows of `tokens`,
-    beside the kit's reported validation loss."""
-    from .. import evaluate
-    published = {}
-    for name, model in models.items():
-        s = evaluate.score(model, tokens, 256, max_windows=max_windows, batch_size=16)
-        published[name] = {"windows": s.predicted_tokens // 256, "nats_per_byte": s.nats_per_byte,
-                           "bits_per_byte": s.bits_per_byte, "ppl_per_byte": s.ppl_per_byte,
-                           "parameters": model.num_params(), "kit_val_nats_per_byte": kit_val[name]}
-    return published
-
-
-def published_table(published: dict) -> tuple[list, list]:
-    header = ["model", "parameters", "windows", "nats per byte", "bits per byte", "per-byte ppl",
-              "kit's reported val (nats per byte, its split)"]
-    rows = [[name, p["parameters"], p["windows"], p["nats_per_byte"], p["bits_per_byte"], p["ppl_per_byte"],
-             p["kit_val_nats_per_byte"]] for name, p in published.items()]
-    return header, rows
-
-
-def published_gap_table(published: dict) -> tuple[list, list]:
-    """(header, rows): routed minus vanilla in nats per byte, here and as the kit reports it,
-    and each model's score here minus the kit's reported one."""
-    header = ["nats per byte", "on this sample", "the kit's report (its split)", "difference"]
-    here = published["routed 944K"]["nats_per_byte"] - published["vanilla 944K"]["nats_per_byte"]
-    kit = KIT_944K_VAL_NATS["routed"] - KIT_944K_VAL_NATS["vanilla"]
-    rows = [["routed minus vanilla", here, kit, here - kit]]
-    rows += [[name, p["nats_per_byte"], p["kit_val_nats_per_byte"], p["nats_per_byte"] - p["kit_val_nats_per_byte"]]
-             for name, p in published.items()]
-    return header, rows

@@ -99,7 +99,7 @@ def training_plan(P, bytes_per_token: float | None = None) -> list:
     trained tokenizer's bytes per token (`byte_window`), known only once it is trained: pass the
     value a build measured; None stands in one byte per token (the byte window = the BPE window).
     The BPE models' vocabulary is `P.bpe_vocab`, the size the tokenizer is trained to."""
-    from ..train import run_shape
+    from ..ledger import run_shape
     byte_seq = byte_window(P.seq_len, bytes_per_token or 1.0)
     specs = model_specs(P.bpe_vocab, P.atom_overrides, P.atom_small_overrides, P.seq_len, byte_seq)
     return [run_shape(model_class, config, curriculum_config(P.steps, P.batch_size, window, P.lr, P.seed))

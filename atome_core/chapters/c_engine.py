@@ -67,8 +67,8 @@ def train_60k_config(steps: int, batch_size: int, seq_len: int, lr: float, seed:
 
 def training_plan(P) -> list:
     """The chapter's one training run under parameters `P` (atome_core.book.estimate)."""
+    from ..ledger import run_shape
     from ..models.routed import RoutedConfig, RoutedLM
-    from ..train import run_shape
     return [run_shape(RoutedLM, RoutedConfig(), train_60k_config(P.train_steps, P.batch_size, P.seq_len, P.lr, P.seed))]
 
 

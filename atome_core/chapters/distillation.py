@@ -172,7 +172,7 @@ def training_plan(students, teacher_spec, steps: int, batch_size: int, seq_len: 
     """The RunShape (atome_core.train) of every run `run_distillation` trains with these
     arguments, built by `distillation_jobs` without data: [] when teacher_spec is None (the
     experiment then trains nothing). The rate is a stand-in: it does not change a run's shape."""
-    from ..train import job_shape
+    from ..ledger import job_shape
     if teacher_spec is None:
         return []
     # distillation_jobs refuses a validation split without one window to score

@@ -491,8 +491,8 @@ def training_plan(P, chapter4: dict) -> list:
     """The chapter's training under parameters `P` (atome_core.book.estimate): none when its model
     is chapter 4's published 8-bit routed model (packing.chapter4_routed reads that file), else the
     one run chapter4_routed trains (`chapter4`: chapter 4's parameters at the same profile)."""
+    from ..ledger import job_shape
     from ..recipe import KIT_LR, book_config
-    from ..train import job_shape
     from .ab_60k import act8_job
     from .packing import chapter4_routed_config, chapter4_routed_job
     config = chapter4_routed_config(P.act_bits, P.model)

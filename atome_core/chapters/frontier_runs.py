@@ -290,8 +290,8 @@ def training_plan(P) -> list:
 
     Stand-ins where the notebook's runs depend on results: PLAN_RATE for every chosen rate,
     and `atto_stand_ins` for the atto search's winners."""
+    from ..ledger import job_shape
     from ..recipe import BOOK_RECIPE
-    from ..train import job_shape
     from . import distillation as D
     empty = np.zeros(0, np.int64)
     rates = dict.fromkeys(ARMS, PLAN_RATE)

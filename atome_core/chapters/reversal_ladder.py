@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ..ledger import RunShape, job_shape
 from ..models import presets
 from ..recipe import (
     BOOK_RECIPE,
@@ -28,7 +29,7 @@ from ..recipe import (
     pick_device,
     rate_at_edge,
 )
-from ..train import RunShape, job_shape, torch_threads
+from ..train import torch_threads
 from .reversal import crossover, per_token_stats
 
 LN2 = math.log(2)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from ..ledger import RunShape, run_shape
 from ..quant import (
     QuantConfig,
     TritFlipCounter,
@@ -24,7 +25,7 @@ from ..quant import (
     trit_statistics,
 )
 from ..recipe import KIT_LR, book_config, book_tokens, rate_at_edge
-from ..train import RunShape, TrainConfig, run_shape, train
+from ..train import TrainConfig, train
 
 MODES = {
     "fp32": QuantConfig(weights="fp32", act_bits=32),
