@@ -43,10 +43,6 @@ class RunShape:
         """Training tokens of the whole run."""
         return self.steps * self.batch_size * self.seq_len * self.grad_accum
 
-    def step_key(self) -> tuple:
-        """What a step's cost depends on: everything but the number of steps."""
-        return dataclasses.astuple(dataclasses.replace(self, steps=1))
-
 
 def _config_json(cfg) -> str:
     return json.dumps(dataclasses.asdict(cfg), sort_keys=True)

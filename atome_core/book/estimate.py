@@ -1,13 +1,13 @@
 """How long each chapter's training takes on a device, from a measured throughput.
 
 A chapter that trains states its training work for a profile: `training_plan(P)` in its
-module (atome_core.chapters) returns one `RunShape` (atome_core.train) per training run its
+module (atome_core.chapters) returns one `RunShape` (atome_core.ledger) per training run its
 notebook starts under the parameters `P` (the namespace the notebook's `open_chapter` gives).
 Where a run's model depends on results (a search's winner) the plan names a stand-in of the
 same family and says which; its steps, batch, window, accumulation and autocast are the run's own.
 
 A build checks the plans: every `train` call appends its shape to the chapter's ledger
-(`training_runs.jsonl` in its results, atome_core.train.record_run), and `plan_mismatch`
+(`training_runs.jsonl` in its results, atome_core.ledger.record_run), and `plan_mismatch`
 compares a plan with a ledger (tests: every chapter under paper-smoke, the paper profile's code
 paths with sizes cut, so a plan that drifts from its notebook fails).
 
@@ -47,14 +47,21 @@ def chapter4_parameters(profile: str, spec: dict, build: Path | None) -> dict:
     return {"chapter4": profiles_mod.chapter_parameters("04_ab_60k", profile, spec)}
 
 
+def published_metrics(build: Path | None, profile: str, chapter: str) -> dict | None:
+    """The metrics `chapter` published under `profile` in `build`, or None."""
+    from .runner import published_metrics_path
+    path = published_metrics_path(build, profile, chapter) if build else None
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
 def tokenizer_bytes_per_token(profile: str, spec: dict, build: Path | None) -> dict:
     """Chapter 8's plan needs its trained tokenizer's bytes per token: from the chapter's metrics
     published under `profile` in `build`, else under the cpu profile; {} (the plan's stand-in)
     when no build has them."""
     for source in dict.fromkeys([profile, "cpu"]):
-        path = build / "results" / source / "08_atom_recipe" / "metrics.json" if build else None
-        if path is not None and path.exists():
-            return {"bytes_per_token": json.loads(path.read_text())["tokenizer"]["bytes_per_token_val"]}
+        metrics = published_metrics(build, source, "08_atom_recipe")
+        if metrics is not None:
+            return {"bytes_per_token": metrics["tokenizer"]["bytes_per_token_val"]}
     return {}
 
 
@@ -62,8 +69,8 @@ def atto_search_outcomes(profile: str, spec: dict, build: Path | None) -> dict:
     """Chapter 1's plan needs its searches' winners (how many variants and finalists follow):
     the chapter's metrics published under `profile` in `build`; {} (the plan assumes the most
     work any outcome gives) when this build has none."""
-    path = build / "results" / profile / "01_atto_series" / "metrics.json" if build else None
-    return {"recorded": json.loads(path.read_text())} if path is not None and path.exists() else {}
+    metrics = published_metrics(build, profile, "01_atto_series")
+    return {"recorded": metrics} if metrics is not None else {}
 
 
 # chapter -> the keyword arguments its plan takes besides its parameters: another chapter's

@@ -171,17 +171,22 @@ def train_jobs(splits: dict, specs: dict, seeds_of: dict, main_corpus: str, base
     return jobs
 
 
+def act8_config():
+    """The config of the routed model trained with 8-bit activations (ternary weights, 60K shape)."""
+    from ..models import routed
+    from ..quant import QuantConfig
+    return routed.RoutedConfig(quant=QuantConfig(weights="ternary", act_bits=8))
+
+
 def act8_job(splits: dict, base, seed: int = 0):
     """The routed model trained with 8-bit activations (what chapter 7's integer path runs),
     on Shakespeare with the chapter's recipe and steps: run "shakespeare|routed act8|seed"."""
     import dataclasses
 
     from ..models import routed
-    from ..quant import QuantConfig
     from ..train import TrainJob
     train_tokens, val_tokens = splits["shakespeare"]
-    cfg = routed.RoutedConfig(quant=QuantConfig(weights="ternary", act_bits=8))
-    return TrainJob(name=f"shakespeare|{ACT8}|{seed}", model_class=routed.RoutedLM, model_config=cfg,
+    return TrainJob(name=f"shakespeare|{ACT8}|{seed}", model_class=routed.RoutedLM, model_config=act8_config(),
                     train_tokens=train_tokens, val_tokens=val_tokens,
                     cfg=dataclasses.replace(base, seed=seed), init_seed=seed)
 

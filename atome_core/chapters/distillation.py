@@ -169,7 +169,7 @@ def distillation_jobs(students, teacher_spec, train_tokens, val_tokens, steps: i
 
 def training_plan(students, teacher_spec, steps: int, batch_size: int, seq_len: int, seeds, alphas,
                   temperature: float = 1.0) -> list:
-    """The RunShape (atome_core.train) of every run `run_distillation` trains with these
+    """The RunShape (atome_core.ledger) of every run `run_distillation` trains with these
     arguments, built by `distillation_jobs` without data: [] when teacher_spec is None (the
     experiment then trains nothing). The rate is a stand-in: it does not change a run's shape."""
     from ..ledger import job_shape
