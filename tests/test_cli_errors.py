@@ -169,9 +169,17 @@ def test_generate_streams_the_same_text_the_engine_returns(files, capsys):
 
 
 def test_ctrl_c_during_generate_exits_130_quietly(files):
-    proc = subprocess.Popen([sys.executable, "-m", "atome_core.cli", "generate", "--blob", str(files / "model.atmb"),
-                             "--prompt", "the ", "--max-new-tokens", "100000000"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Started as a terminal starts it: when the tests run where SIGINT is ignored (a background job
+    # of a script), the child would inherit the ignoring and never see the Ctrl-C this test sends.
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "atome_core.cli", "generate", "--blob",
+                                 str(files / "model.atmb"), "--prompt", "the ", "--max-new-tokens", "100000000"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     first = proc.stdout.read(64)       # tokens arrive while it runs: it streams
     assert first.startswith(b"the ") and len(first) == 64
     time.sleep(0.2)
